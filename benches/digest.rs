@@ -1,0 +1,2 @@
+//! Benchmark placeholder: filled in with the digest stage.
+fn main() {}

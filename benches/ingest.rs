@@ -1,0 +1,2 @@
+//! Benchmark placeholder: filled in with the ingest stage.
+fn main() {}

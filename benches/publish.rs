@@ -1,0 +1,2 @@
+//! Benchmark placeholder: filled in with the publish stage.
+fn main() {}

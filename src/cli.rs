@@ -1,0 +1,296 @@
+//! The command line: clap definitions and one thin function per command.
+//!
+//! In: arguments and the environment. Out: an exit status (0 success, 1 runtime failure, 2 usage
+//! or config error) and, on failure, one readable line on stderr. Each command calls into the
+//! library; no pipeline logic lives here.
+
+use crate::config::{self, Config};
+use crate::parse::{self, FeedInput};
+use anyhow::{Context, Result};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+
+/// newsrelay: fetch, classify and republish programme news.
+#[derive(Debug, Parser)]
+#[command(name = "newsrelay", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (else $NEWSRELAY_CONFIG, ./config/newsrelay.toml, /etc/newsrelay/newsrelay.toml)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: scheduled fetches and digests, and the HTTP server
+    Run,
+    /// One fetch cycle now; stores results and prints a per-feed summary
+    Fetch {
+        /// Only this feed
+        #[arg(long)]
+        feed: Option<String>,
+    },
+    /// HTTP server only, over the store as it is
+    Serve,
+    /// Parse one feed and print the neutral JSON; stores nothing
+    Parse {
+        /// Feed file, or - for standard input
+        file: Option<PathBuf>,
+        /// The document's URL (base for relative links)
+        #[arg(long)]
+        url: Option<String>,
+        /// The HTTP Content-Type it was served with
+        #[arg(long)]
+        content_type: Option<String>,
+        /// JSON lines in, JSON lines out (the conformance harness protocol)
+        #[arg(long)]
+        batch: bool,
+    },
+    /// Classify items (JSON lines in, JSON lines out)
+    Classify {
+        /// Input file, or - for standard input
+        file: Option<PathBuf>,
+        /// The input is a feed document, not JSON lines
+        #[arg(long)]
+        feed: bool,
+        /// Evaluate against a labelled JSON lines file: per-label precision, recall, F1
+        #[arg(long)]
+        eval: bool,
+    },
+    /// Email digests
+    Digest {
+        #[command(subcommand)]
+        action: DigestAction,
+    },
+    /// Write the whole store as JSON lines to standard output
+    Export,
+    /// Restore a store from JSON lines
+    Import { file: PathBuf },
+    /// Feed list exchange
+    Opml {
+        #[command(subcommand)]
+        action: OpmlAction,
+    },
+    /// Validate config and taxonomy
+    CheckConfig,
+    /// Print the fully commented example config
+    PrintConfig {
+        #[arg(long)]
+        example: bool,
+    },
+    /// Feeds and their health, item counts, store size, next runs
+    Status,
+    /// Rewrite the store to reclaim disk space
+    Compact,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestAction {
+    /// Render due digests to .eml files; sends nothing
+    Preview {
+        #[arg(long)]
+        subscriber: Option<String>,
+        #[arg(long, default_value = "digests")]
+        out: PathBuf,
+    },
+    /// Send what is due (or everything pending with --now)
+    Send {
+        #[arg(long)]
+        now: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpmlAction {
+    Import { file: PathBuf },
+    Export,
+}
+
+/// A failure with the exit status it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = if error.downcast_ref::<config::ConfigError>().is_some() {
+            2
+        } else {
+            1
+        };
+        Failure { code, error }
+    }
+}
+
+/// Formats an error chain as one line: `outer: inner: innermost`.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for (i, c) in e.chain().enumerate() {
+        let t = c.to_string();
+        if i > 0 {
+            if s.contains(&t) {
+                continue;
+            }
+            s.push_str(": ");
+        }
+        s.push_str(&t);
+    }
+    s.replace('\n', " ")
+}
+
+pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    let path = config::locate(cli.config.as_deref());
+    Ok(Config::load(&path)?)
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Parse {
+            file,
+            url,
+            content_type,
+            batch,
+        } => {
+            if *batch {
+                parse_batch()?;
+                Ok(())
+            } else {
+                parse_one(file.as_deref(), url.as_deref(), content_type.as_deref())
+            }
+        }
+        Command::CheckConfig => {
+            let c = load_config(&cli)?;
+            println!(
+                "{}: ok ({} feeds, {} subscribers)",
+                c.path.display(),
+                c.feeds.len(),
+                c.subscribers.len()
+            );
+            Ok(())
+        }
+        other => Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
+        }),
+    }
+}
+
+fn read_input(file: Option<&std::path::Path>) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    match file {
+        None => {
+            std::io::stdin().read_to_end(&mut buf)?;
+        }
+        Some(p) if p.as_os_str() == "-" => {
+            std::io::stdin().read_to_end(&mut buf)?;
+        }
+        Some(p) => {
+            buf = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        }
+    }
+    Ok(buf)
+}
+
+fn parse_one(
+    file: Option<&std::path::Path>,
+    url: Option<&str>,
+    content_type: Option<&str>,
+) -> Result<(), Failure> {
+    let body = read_input(file)?;
+    let file_url;
+    let url = match (url, file) {
+        (Some(u), _) => Some(u),
+        (None, Some(p)) if p.as_os_str() != "-" => {
+            file_url = std::fs::canonicalize(p)
+                .ok()
+                .and_then(|p| url::Url::from_file_path(p).ok())
+                .map(|u| u.to_string());
+            file_url.as_deref()
+        }
+        _ => None,
+    };
+    let input = FeedInput {
+        body: &body,
+        url,
+        content_type,
+        headers: &[],
+        limits: Default::default(),
+    };
+    let name = file.map_or("<stdin>".to_string(), |p| p.display().to_string());
+    let feed = parse::parse_feed(&input).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let out = serde_json::to_string_pretty(&feed).context("cannot serialise result")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{out}")?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct BatchRequest {
+    id: serde_json::Value,
+    body_b64: String,
+    url: Option<String>,
+    content_type: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+/// The conformance protocol: one JSON request per line in, one JSON answer per line out.
+fn parse_batch() -> Result<()> {
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lines() {
+        let line = line.context("cannot read standard input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match serde_json::from_str::<BatchRequest>(&line) {
+            Err(e) => serde_json::json!({"id": null, "error": format!("bad request line: {e}")}),
+            Ok(req) => {
+                let id = req.id.clone();
+                match batch_one(req) {
+                    Ok(v) => serde_json::json!({"id": id, "result": v}),
+                    Err(e) => serde_json::json!({"id": id, "error": e}),
+                }
+            }
+        };
+        serde_json::to_writer(&mut stdout, &answer)?;
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+fn batch_one(req: BatchRequest) -> Result<serde_json::Value, String> {
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(req.body_b64.as_bytes())
+        .map_err(|e| format!("body_b64: {e}"))?;
+    let headers: Vec<(String, String)> = req
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let content_type = req.content_type.or_else(|| {
+        headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .map(|(_, v)| v.clone())
+    });
+    let input = FeedInput {
+        body: &body,
+        url: req.url.as_deref(),
+        content_type: content_type.as_deref(),
+        headers: &headers,
+        limits: Default::default(),
+    };
+    let parsed = std::panic::catch_unwind(|| parse::parse_feed(&input))
+        .map_err(|_| "parser panicked (a bug: please report it with this input)".to_string())?
+        .map_err(|e| e.to_string())?;
+    serde_json::to_value(&parsed).map_err(|e| e.to_string())
+}

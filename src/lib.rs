@@ -1,0 +1,45 @@
+//! # newsrelay
+//!
+//! A news aggregator and republisher. It fetches RSS, Atom and JSON feeds, normalises and
+//! deduplicates their items into a sled store, classifies each item by programme, initiative
+//! and region, and republishes filtered feeds (RSS 2.0, Atom 1.0, JSON Feed 1.1) and email
+//! digests.
+//!
+//! ## Layout
+//!
+//! The modules are declared in pipeline order; a module imports only modules above it.
+//! The pure stages (`item` to `publish`) do no I/O, which keeps them fast to test and bench.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`item`] | `Item`, `ItemId`, `FeedId`, `ContentHash`, labels: plain data |
+//! | [`config`] | TOML → raw → validated settings; each module receives only its own part |
+//! | [`parse`] | bytes + URL + headers → [`parse::ParsedFeed`] (formats, encodings, leniency, sanitising) |
+//! | [`normalize`] | parsed entry → [`item::Item`]: canonical URLs, UTC dates, plain text, ids, hashes |
+//! | [`dedup`] | pure decisions: new items vs stored metadata → insert / update / skip / merge |
+//! | [`classify`] | `Item` → programmes, initiatives, regions with scores and reasons |
+//! | [`publish`] | items → RSS 2.0 / Atom 1.0 / JSON Feed / OPML / HTML bytes |
+//! | [`fetch`] | HTTP with conditional GET, limits, redirects, politeness → body or not-modified |
+//! | [`store`] | sled trees and key encodings; applies one feed's intents atomically |
+//! | [`ingest`] | one feed end to end; a bad feed becomes a report, never a crash |
+//! | [`digest`] | who gets what, rendering, sending, the delivery ledger |
+//! | [`server`] | axum routes, read-only over the store |
+//! | [`schedule`] | when fetches and digests run |
+//! | [`daemon`] | wiring, signals, systemd readiness, graceful stop and flush |
+//! | [`cli`] | clap commands, each a thin call into the above |
+
+pub mod classify;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dedup;
+pub mod digest;
+pub mod fetch;
+pub mod ingest;
+pub mod item;
+pub mod normalize;
+pub mod parse;
+pub mod publish;
+pub mod schedule;
+pub mod server;
+pub mod store;
