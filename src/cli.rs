@@ -109,6 +109,9 @@ pub enum OpmlAction {
     Export,
 }
 
+/// The fully commented example configuration (`newsrelay print-config --example`).
+pub const EXAMPLE_CONFIG: &str = include_str!("../config/newsrelay.example.toml");
+
 /// A failure with the exit status it deserves.
 #[derive(Debug)]
 pub struct Failure {
@@ -173,6 +176,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 c.feeds.len(),
                 c.subscribers.len()
             );
+            Ok(())
+        }
+        Command::PrintConfig { example } => {
+            if !example {
+                let c = load_config(&cli)?;
+                println!("# {}", c.path.display());
+                print!("{}", std::fs::read_to_string(&c.path)?);
+                return Ok(());
+            }
+            print!("{}", EXAMPLE_CONFIG);
             Ok(())
         }
         other => Err(Failure {

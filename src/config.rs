@@ -880,6 +880,26 @@ mod tests {
     }
 
     #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../config/newsrelay.example.toml");
+        let c = Config::from_str_at(text, Path::new("/etc/newsrelay/newsrelay.toml")).unwrap();
+        assert_eq!(c.feeds.len(), 1);
+        assert!(c.smtp.is_some());
+        assert_eq!(c.subscribers[0].timezone, chrono_tz::Europe::Vienna);
+    }
+
+    #[test]
+    fn bundled_config_is_valid() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/newsrelay.toml"
+        ));
+        let c = Config::load(path).unwrap();
+        assert!(c.feeds.iter().any(|f| f.url.starts_with("file://")));
+        assert!(c.feeds.iter().any(|f| f.url.starts_with("https://")));
+    }
+
+    #[test]
     fn duplicate_feed_ids_rejected() {
         let e = load("[store]\npath=\"d\"\n[[feeds]]\nid=\"a\"\nurl=\"http://x/\"\n[[feeds]]\nid=\"a\"\nurl=\"http://y/\"\n").unwrap_err();
         assert!(e.to_string().contains("used twice"), "{e}");
