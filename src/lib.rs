@@ -14,6 +14,7 @@
 //! |---|---|
 //! | [`item`] | `Item`, `ItemId`, `FeedId`, `ContentHash`, labels: plain data |
 //! | [`config`] | TOML → raw → validated settings; each module receives only its own part |
+//! | [`metrics`] | counters and histograms every stage feeds; Prometheus text |
 //! | [`parse`] | bytes + URL + headers → [`parse::ParsedFeed`] (formats, encodings, leniency, sanitising) |
 //! | [`normalize`] | parsed entry → [`item::Item`]: canonical URLs, UTC dates, plain text, ids, hashes |
 //! | [`dedup`] | pure decisions: new items vs stored metadata → insert / update / skip / merge |
@@ -37,6 +38,7 @@ pub mod digest;
 pub mod fetch;
 pub mod ingest;
 pub mod item;
+pub mod metrics;
 pub mod normalize;
 pub mod parse;
 pub mod publish;
