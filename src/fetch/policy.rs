@@ -45,7 +45,12 @@ impl FeedHints {
     pub fn from_meta(meta: &FeedMeta) -> FeedHints {
         FeedHints {
             ttl_minutes: meta.ttl_minutes,
-            skip_hours: meta.skip_hours.iter().copied().filter(|h| *h < 24).collect(),
+            skip_hours: meta
+                .skip_hours
+                .iter()
+                .copied()
+                .filter(|h| *h < 24)
+                .collect(),
             skip_days: meta
                 .skip_days
                 .iter()
