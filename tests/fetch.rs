@@ -897,6 +897,27 @@ async fn per_host_limit_is_observed_at_the_server() {
 }
 
 #[tokio::test]
+async fn waiting_for_a_busy_host_is_not_counted_in_the_timeout() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (addr, _) = counting_server(in_flight, peak.clone()).await;
+    // Each answer takes 150 ms; four in a row take 600 ms, past the 400 ms timeout of each.
+    let f = fetcher(&FetchSettings {
+        per_host: 1,
+        timeout: Duration::from_millis(400),
+        ..settings()
+    });
+    let requests: Vec<FetchRequest> = (0..4)
+        .map(|i| request(format!("http://{addr}/{i}")))
+        .collect();
+    let started = Instant::now();
+    let results = futures_util::future::join_all(requests.iter().map(|r| f.fetch(r))).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert!(started.elapsed() >= Duration::from_millis(590));
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn global_concurrency_limit_spans_hosts() {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -956,6 +977,12 @@ async fn file_source_reads_with_cap_and_modification_time() {
             .contains("1000-byte limit (file of 2000 bytes)"),
         "{err}"
     );
+
+    for not_a_file in [dir.path().to_path_buf(), "/dev/zero".into()] {
+        let u = url::Url::from_file_path(&not_a_file).unwrap().to_string();
+        let err = f.fetch(&request(u)).await.unwrap_err();
+        assert!(err.to_string().ends_with("not a regular file"), "{err}");
+    }
 
     let missing = url::Url::from_file_path(dir.path().join("missing.xml")).unwrap();
     let err = f.fetch(&request(missing.to_string())).await.unwrap_err();

@@ -224,7 +224,12 @@ impl Fetcher {
         })?;
         match url.scheme() {
             "http" | "https" => {}
-            "file" => return self.fetch_file(&url, req).await,
+            "file" => {
+                return match tokio::time::timeout(self.timeout, self.fetch_file(&url, req)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(self.timed_out(&req.url)),
+                }
+            }
             other => {
                 return Err(FetchError::BadUrl {
                     url: req.url.clone(),
@@ -232,6 +237,9 @@ impl Fetcher {
                 })
             }
         }
+        // Waiting in line is not part of the deadline: the host's turn first (so a queue for
+        // one busy host does not hold global slots), then a global slot.
+        let first_host = self.host_permit(&url).await?;
         let _global = self
             .global
             .clone()
@@ -239,13 +247,22 @@ impl Fetcher {
             .await
             .map_err(|_| FetchError::Client("the fetcher was shut down".into()))?;
         let started = Instant::now();
-        match tokio::time::timeout(self.timeout, self.fetch_http(url, req, started)).await {
+        let exchange = self.fetch_http(url, req, first_host, started);
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(FetchError::Timeout {
-                url: req.url.clone(),
-                limit: self.timeout,
-            }),
+            Err(_) => Err(self.timed_out(&req.url)),
+        };
+        match &result {
+            Ok(outcome) => tracing::debug!(
+                url = %req.url,
+                status = outcome.meta().status,
+                redirects = outcome.meta().redirects,
+                elapsed_ms = outcome.meta().elapsed.as_millis() as u64,
+                "fetched"
+            ),
+            Err(e) => tracing::debug!(url = %req.url, error = %e, "fetch failed"),
         }
+        result
     }
 
     /// How many requests to `url`'s host may start now without waiting (for tests and metrics).
@@ -263,9 +280,11 @@ impl Fetcher {
         &self,
         start: Url,
         req: &FetchRequest,
+        first_host: OwnedSemaphorePermit,
         started: Instant,
     ) -> Result<FetchOutcome, FetchError> {
         let mut current = start;
+        let mut host_permit = Some(first_host);
         let mut visited: HashSet<String> = HashSet::new();
         visited.insert(current.as_str().to_string());
         let mut redirects: u32 = 0;
@@ -274,7 +293,12 @@ impl Fetcher {
         let mut permanent_run = true;
 
         loop {
-            let _host = self.host_permit(&current).await?;
+            // Redirect hops wait for their host's turn inside the deadline; the previous hop's
+            // permit is released first so two hosts are never held at once.
+            let _host = match host_permit.take() {
+                Some(permit) => permit,
+                None => self.host_permit(&current).await?,
+            };
             let response = self
                 .client
                 .get(current.clone())
@@ -392,6 +416,14 @@ impl Fetcher {
             url: url.to_string(),
             reason: "not a local file path".into(),
         })?;
+        // Only regular files: opening a FIFO blocks and a device may never end.
+        let kind = tokio::fs::metadata(&path).await.map_err(io_error)?;
+        if !kind.is_file() {
+            return Err(FetchError::Io {
+                url: url.to_string(),
+                reason: "not a regular file".into(),
+            });
+        }
         let file = tokio::fs::File::open(&path).await.map_err(io_error)?;
         let metadata = file.metadata().await.map_err(io_error)?;
         if metadata.len() > self.max_body {
@@ -461,6 +493,13 @@ impl Fetcher {
             .map_err(|_| FetchError::Client("the fetcher was shut down".into()))
     }
 
+    fn timed_out(&self, url: &str) -> FetchError {
+        FetchError::Timeout {
+            url: url.to_string(),
+            limit: self.timeout,
+        }
+    }
+
     fn too_large(&self, url: &str, detail: String) -> FetchError {
         FetchError::TooLarge {
             url: url.to_string(),
@@ -483,10 +522,7 @@ impl Fetcher {
             };
         }
         if e.is_timeout() {
-            return FetchError::Timeout {
-                url: url.to_string(),
-                limit: self.timeout,
-            };
+            return self.timed_out(url);
         }
         FetchError::Io {
             url: url.to_string(),
