@@ -188,6 +188,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", EXAMPLE_CONFIG);
             Ok(())
         }
+        Command::Fetch { feed } => fetch_once(&load_config(&cli)?, feed.as_deref()),
         Command::Export => export_store(&load_config(&cli)?),
         Command::Import { file } => import_store(&load_config(&cli)?, file),
         other => Err(Failure {
@@ -354,4 +355,113 @@ fn batch_one(req: BatchRequest) -> Result<serde_json::Value, String> {
         .map_err(|_| "parser panicked (a bug: please report it with this input)".to_string())?
         .map_err(|e| e.to_string())?;
     serde_json::to_value(&parsed).map_err(|e| e.to_string())
+}
+
+/// The labelling function the pipeline uses: the feed's default programmes.
+pub fn feed_default_labeler() -> crate::fetch_cycle::Labeler {
+    std::sync::Arc::new(|feed: &config::FeedSettings, _item: &crate::item::Item| {
+        crate::item::Labels {
+            programmes: feed
+                .programmes
+                .iter()
+                .map(|p| crate::item::Label {
+                    id: p.clone(),
+                    score: 1.0,
+                    why: vec![format!("feed default of {}", feed.id)],
+                })
+                .collect(),
+            ..Default::default()
+        }
+    })
+}
+
+/// `newsrelay fetch [--feed ID]`: one cycle over every configured feed (or one), a line per
+/// feed, a progress bar on a terminal. Exits 1 only when every feed failed.
+fn fetch_once(config: &Config, only: Option<&str>) -> Result<(), Failure> {
+    use crate::fetch_cycle::{run_cycle, CycleContext};
+    use std::io::IsTerminal;
+    let feeds: Vec<_> = match only {
+        Some(id) => {
+            let f = config
+                .feeds
+                .iter()
+                .find(|f| f.id == id)
+                .ok_or_else(|| Failure {
+                    code: 2,
+                    error: anyhow::anyhow!(
+                        "no feed {id:?} in {} (known: {})",
+                        config.path.display(),
+                        config
+                            .feeds
+                            .iter()
+                            .map(|f| f.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?;
+            vec![f.clone()]
+        }
+        None => config.feeds.clone(),
+    };
+    if feeds.is_empty() {
+        println!("no feeds configured in {}", config.path.display());
+        return Ok(());
+    }
+    // The summary below says everything per feed; logs only add errors unless RUST_LOG asks.
+    crate::daemon::init_logging(&config::LogSettings {
+        level: "error".into(),
+        ..config.log.clone()
+    });
+    let store = std::sync::Arc::new(crate::store::Store::open(&config.store.path)?);
+    let fetcher = std::sync::Arc::new(crate::fetch::Fetcher::new(&config.fetch)?);
+    let cx = CycleContext {
+        store,
+        fetcher,
+        labeler: feed_default_labeler(),
+        metrics: Default::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let bar = if std::io::stderr().is_terminal() && feeds.len() > 1 {
+        let bar = indicatif::ProgressBar::new(feeds.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} feeds {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let total = feeds.len();
+    let report = runtime.block_on(run_cycle(&cx, feeds, |r| {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            bar.set_message(r.feed.clone());
+        }
+    }));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut stdout = std::io::stdout().lock();
+    for line in &report.feeds {
+        writeln!(stdout, "{line}")?;
+    }
+    writeln!(
+        stdout,
+        "{} feeds in {:.1} s: {} new, {} updated, {} failed",
+        total,
+        report.elapsed.as_secs_f64(),
+        report.inserted(),
+        report.updated(),
+        report.failed()
+    )?;
+    if report.failed() == total {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!("every feed failed (see the lines above)"),
+        });
+    }
+    Ok(())
 }

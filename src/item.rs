@@ -148,6 +148,7 @@ impl Item {
 /// What newsrelay remembers about one configured feed between fetches. Written by the store,
 /// decided by fetch and ingest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FeedState {
     /// Validators for conditional GET.
     pub etag: Option<String>,
@@ -167,4 +168,12 @@ pub struct FeedState {
     pub id_basis: Option<IdBasis>,
     /// Items first stored from this feed, all time.
     pub items_total: u64,
+    /// The feed's own polling hints from its last parsed document (RSS `ttl` in minutes,
+    /// `skipHours`, `skipDays`), kept so a 304 still honours them.
+    #[serde(default)]
+    pub ttl_minutes: Option<u32>,
+    #[serde(default)]
+    pub skip_hours: Vec<u8>,
+    #[serde(default)]
+    pub skip_days: Vec<String>,
 }

@@ -29,7 +29,7 @@ enum Record {
     },
     FeedState {
         feed: FeedId,
-        state: FeedState,
+        state: Box<FeedState>,
     },
     Tombstone {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +98,13 @@ impl Store {
             r.items += 1;
         }
         for (feed, state) in self.feed_states()? {
-            line(out, &Record::FeedState { feed, state })?;
+            line(
+                out,
+                &Record::FeedState {
+                    feed,
+                    state: Box::new(state),
+                },
+            )?;
             r.feed_states += 1;
         }
         for kv in self.tombstones.iter() {
@@ -182,7 +188,7 @@ impl Store {
         let mut encoded_states = Vec::new();
         for rec in batch {
             if let Record::FeedState { feed, state } = rec {
-                encoded_states.push((feed.0.as_bytes(), encode(state)?));
+                encoded_states.push((feed.0.as_bytes(), encode(state.as_ref())?));
             }
         }
         let tomb_values: Vec<(Vec<u8>, Vec<u8>)> = batch
