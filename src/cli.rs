@@ -188,6 +188,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", EXAMPLE_CONFIG);
             Ok(())
         }
+        Command::Run => run_daemon(&cli),
         Command::Fetch { feed } => fetch_once(&load_config(&cli)?, feed.as_deref()),
         Command::Export => export_store(&load_config(&cli)?),
         Command::Import { file } => import_store(&load_config(&cli)?, file),
@@ -463,5 +464,28 @@ fn fetch_once(config: &Config, only: Option<&str>) -> Result<(), Failure> {
             error: anyhow::anyhow!("every feed failed (see the lines above)"),
         });
     }
+    Ok(())
+}
+
+/// `newsrelay run`: the daemon until SIGTERM/SIGINT.
+fn run_daemon(cli: &Cli) -> Result<(), Failure> {
+    let path = config::locate(cli.config.as_deref());
+    let config = Config::load(&path)?;
+    let store = std::sync::Arc::new(crate::store::Store::open(&config.store.path)?);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let hooks = crate::daemon::Hooks {
+        store,
+        metrics,
+        labeler: feed_default_labeler(),
+        tick: std::time::Duration::from_secs(5),
+        on_tick: Box::new(|_| {}),
+        on_cycle: Box::new(|_| {}),
+        on_reload: Box::new(|_| {}),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::daemon::run(path, hooks))?;
     Ok(())
 }

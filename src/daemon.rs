@@ -31,8 +31,9 @@ pub enum DaemonError {
 /// Safe to call twice (the second call does nothing).
 pub fn init_logging(settings: &LogSettings) {
     use tracing_subscriber::EnvFilter;
+    // The scheduler logs every job creation at info; keep it to warnings unless asked.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
+        .or_else(|_| EnvFilter::try_new(format!("tokio_cron_scheduler=warn,{}", settings.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -136,4 +137,157 @@ pub mod systemd {
     pub fn watchdog_ping() {
         let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
     }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT: a tokio-cron-scheduler tick drives fetch cycles over
+/// the feeds that are due; SIGHUP reloads the config (a bad one is rejected and the running
+/// one kept). On stop: no new cycle starts, the running one finishes (each feed's write is
+/// atomic and flushed), the store is flushed, and the function returns.
+pub async fn run(config_path: std::path::PathBuf, hooks: Hooks) -> Result<(), DaemonError> {
+    use crate::config::Config;
+    use crate::fetch_cycle::{due_feeds, run_cycle, CycleContext};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio_cron_scheduler::{Job, JobScheduler};
+
+    let mut config = Config::load(&config_path).map_err(|e| DaemonError::Other(e.to_string()))?;
+    init_logging(&config.log);
+    let (_control, mut shutdown) = listen_for_signals()?;
+    let metrics = hooks.metrics.clone();
+    let store = hooks.store.clone();
+    let fetcher =
+        crate::fetch::Fetcher::new(&config.fetch).map_err(|e| DaemonError::Other(e.to_string()))?;
+    let mut cx = CycleContext {
+        store: store.clone(),
+        fetcher: Arc::new(fetcher),
+        labeler: hooks.labeler.clone(),
+        metrics: metrics.clone(),
+    };
+
+    // The scheduler only ticks; which feeds and digests are due is decided here on each tick
+    // from the stored state, so nothing depends on the scheduler's own clock arithmetic.
+    let (tick_tx, mut tick_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    let job = Job::new_repeated_async(hooks.tick, move |_id, _sched| {
+        let tx = tick_tx.clone();
+        Box::pin(async move {
+            // A full channel means a tick is already waiting: dropping this one is right.
+            let _ = tx.try_send(());
+        })
+    })
+    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    scheduler
+        .add(job)
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    let mut scheduler = scheduler;
+    scheduler
+        .start()
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+
+    if let Some(every) = systemd::watchdog_interval() {
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            loop {
+                t.tick().await;
+                systemd::watchdog_ping();
+            }
+        });
+    }
+    systemd::ready();
+    tracing::info!(feeds = config.feeds.len(), config = %config_path.display(), "newsrelay started");
+
+    let mut cycle: Option<tokio::task::JoinHandle<crate::fetch_cycle::CycleReport>> = None;
+    // First cycle right away rather than one tick later.
+    let mut start_now = true;
+    loop {
+        if start_now && cycle.is_none() && !shutdown.is_stopping() {
+            let due = due_feeds(&store, &config.feeds, chrono::Utc::now());
+            if !due.is_empty() {
+                let cx2 = cx.clone();
+                cycle = Some(tokio::spawn(
+                    async move { run_cycle(&cx2, due, |_| {}).await },
+                ));
+            }
+            (hooks.on_tick)(&config);
+        }
+        start_now = false;
+        tokio::select! {
+            _ = tick_rx.recv() => { start_now = true; }
+            finished = async { match cycle.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
+                cycle = None;
+                match finished {
+                    Ok(report) => {
+                        tracing::info!(
+                            feeds = report.feeds.len(), new = report.inserted(),
+                            updated = report.updated(), failed = report.failed(),
+                            ms = report.elapsed.as_millis() as u64, "fetch cycle done");
+                        systemd::status(&format!("last cycle: {} feeds, {} new, {} failed",
+                            report.feeds.len(), report.inserted(), report.failed()));
+                        (hooks.on_cycle)(&report);
+                    }
+                    Err(e) => tracing::error!(error = %e, "fetch cycle task failed"),
+                }
+            }
+            control = shutdown.changed() => match control {
+                Control::Stop => break,
+                Control::Reload(_) => {
+                    systemd::reloading();
+                    match Config::load(&config_path) {
+                        Ok(new) => {
+                            if new.store.path != config.store.path || new.server.listen != config.server.listen {
+                                tracing::warn!("store.path and server.listen changes take effect on restart");
+                            }
+                            match crate::fetch::Fetcher::new(&new.fetch) {
+                                Ok(f) => cx.fetcher = Arc::new(f),
+                                Err(e) => tracing::error!(error = %e, "fetch settings rejected; keeping the old ones"),
+                            }
+                            (hooks.on_reload)(&new);
+                            tracing::info!(feeds = new.feeds.len(), "config reloaded");
+                            config = new;
+                        }
+                        Err(e) => tracing::error!("config reload rejected, keeping the running config: {e}"),
+                    }
+                    systemd::ready();
+                }
+                Control::Run => {}
+            }
+        }
+    }
+
+    systemd::stopping();
+    tracing::info!("stopping: finishing the running cycle");
+    if let Some(h) = cycle.take() {
+        let limit = config.fetch.timeout + Duration::from_secs(10);
+        if tokio::time::timeout(limit, h).await.is_err() {
+            tracing::warn!(
+                "the running cycle did not finish in time; every stored feed was already flushed"
+            );
+        }
+    }
+    let _ = scheduler.shutdown().await;
+    store
+        .flush()
+        .map_err(|e| DaemonError::Other(format!("final flush failed: {e}")))?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// What the daemon calls into besides fetch cycles; the binary plugs in the server, digests
+/// and the classifier.
+pub struct Hooks {
+    pub store: std::sync::Arc<crate::store::Store>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub labeler: crate::fetch_cycle::Labeler,
+    /// How often the scheduler ticks.
+    pub tick: std::time::Duration,
+    /// Every tick (digests check what is due here).
+    pub on_tick: Box<dyn Fn(&crate::config::Config) + Send + Sync>,
+    /// After each cycle (the server invalidates its cache, WebSub hubs are pinged).
+    pub on_cycle: Box<dyn Fn(&crate::fetch_cycle::CycleReport) + Send + Sync>,
+    /// After a config reload was accepted.
+    pub on_reload: Box<dyn Fn(&crate::config::Config) + Send + Sync>,
 }

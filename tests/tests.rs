@@ -4,6 +4,7 @@
 
 mod classify;
 mod cli;
+mod daemon;
 mod digest;
 mod fetch;
 mod ingest;
