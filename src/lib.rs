@@ -24,6 +24,7 @@
 //! | [`store`] | sled trees and key encodings; applies one feed's intents atomically |
 //! | [`ingest`] | one feed end to end; a bad feed becomes a report, never a crash |
 //! | [`fetch_cycle`] | every due feed: fetch, ingest, record state; concurrent within limits |
+//! | [`feed_list`] | OPML export of the configured feeds, import appended to the config |
 //! | [`digest`] | who gets what, rendering, sending, the delivery ledger |
 //! | [`server`] | axum routes, read-only over the store |
 //! | [`schedule`] | when fetches and digests run |
@@ -36,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod dedup;
 pub mod digest;
+pub mod feed_list;
 pub mod fetch;
 pub mod fetch_cycle;
 pub mod ingest;
