@@ -8,6 +8,9 @@
 
 pub mod date;
 pub mod entities;
+mod html_allowlists;
+mod html_entity_table;
+mod html_tokenizer;
 pub mod model;
 pub mod sanitize;
 
