@@ -9,6 +9,8 @@
 pub mod date;
 pub mod entities;
 mod html_allowlists;
+#[cfg(test)]
+mod html_conformance_tests;
 mod html_entity_table;
 mod html_tokenizer;
 pub mod model;
