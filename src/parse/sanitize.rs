@@ -70,36 +70,37 @@ fn is_url_attribute(name: &str) -> bool {
     )
 }
 
-/// The scheme of `url` as a browser (and Python's `urlsplit`) reads it: leading controls and
-/// spaces skipped, tabs and newlines ignored, lower-cased. `None` for a relative URL.
-fn url_scheme(url: &str) -> Option<String> {
-    let mut scheme = String::new();
-    let mut chars = url
+/// Longest scheme considered; longer prefixes are not schemes.
+const MAX_SCHEME_LEN: usize = 32;
+
+/// Whether `url` is relative or has an allowed scheme. The scheme is read as a browser (and
+/// Python's `urlsplit`) reads it: leading controls and spaces skipped, tabs and newlines
+/// ignored, case folded.
+fn scheme_is_safe(url: &str) -> bool {
+    let mut scheme = [0u8; MAX_SCHEME_LEN];
+    let mut len = 0;
+    let bytes = url
         .trim_start_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'));
-    let first = chars.next()?;
-    if !first.is_ascii_alphabetic() {
-        return None;
-    }
-    scheme.push(first.to_ascii_lowercase());
-    for c in chars {
-        match c {
-            ':' => return Some(scheme),
-            c if c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.') => {
-                if scheme.len() > 32 {
-                    return None;
-                }
-                scheme.push(c.to_ascii_lowercase());
+        .bytes()
+        .filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'));
+    for byte in bytes {
+        match byte {
+            b':' if len > 0 => {
+                let scheme = std::str::from_utf8(scheme.get(..len).unwrap_or(&[])).unwrap_or("");
+                return in_list(ACCEPTABLE_URI_SCHEMES, scheme);
             }
-            _ => return None,
+            b if len == 0 && !b.is_ascii_alphabetic() => return true,
+            b if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') => {
+                match scheme.get_mut(len) {
+                    Some(slot) => *slot = b.to_ascii_lowercase(),
+                    None => return true,
+                }
+                len += 1;
+            }
+            _ => return true,
         }
     }
-    None
-}
-
-fn scheme_is_safe(url: &str) -> bool {
-    url_scheme(url).is_none_or(|scheme| in_list(ACCEPTABLE_URI_SCHEMES, &scheme))
+    true
 }
 
 /// Which attribute list applies to the element being written.
@@ -121,7 +122,7 @@ impl Vocabulary {
 }
 
 /// State of one sanitising pass.
-struct Sanitizer<'b> {
+struct Sanitizer<'h, 'b> {
     out: String,
     base: Option<&'b url::Url>,
     /// Open elements whose text is dropped (`applet`).
@@ -129,7 +130,7 @@ struct Sanitizer<'b> {
     mathml_depth: u32,
     svg_depth: u32,
     /// Attributes of the current tag, reused across tags.
-    attributes: Vec<(Cow<'b, str>, Cow<'b, str>)>,
+    attributes: Vec<(Cow<'h, str>, Cow<'h, str>)>,
 }
 
 /// Sanitises `html`, resolving relative URLs against `base`.
@@ -170,9 +171,11 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
         }
     }
     let mut out = sanitizer.out;
-    let trimmed = out.trim();
-    if trimmed.len() != out.len() {
-        out = trimmed.to_string();
+    let end = out.trim_end().len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start().len();
+    if start > 0 {
+        out.drain(..start);
     }
     if out.contains('\r') {
         out = out.replace("\r\n", "\n");
@@ -180,7 +183,7 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
     out
 }
 
-impl<'b> Sanitizer<'b> {
+impl<'h> Sanitizer<'h, '_> {
     /// Writes text, keeping valid references and escaping bare `&`.
     fn text(&mut self, text: &str) {
         let mut rest = text;
@@ -202,7 +205,7 @@ impl<'b> Sanitizer<'b> {
         self.out.push_str(rest);
     }
 
-    fn start_tag(&mut self, name: &str, raw_attrs: &str, self_closing: bool) {
+    fn start_tag(&mut self, name: &str, raw_attrs: &'h str, self_closing: bool) {
         let acceptable = in_list(ACCEPTABLE_ELEMENTS, name);
         self.collect_attributes(raw_attrs);
         let mut vocabulary = Vocabulary::Html;
@@ -281,6 +284,12 @@ impl<'b> Sanitizer<'b> {
             };
             if is_url_attribute(key) {
                 value = self.safe_url(name, key, value);
+            } else if vocabulary == Vocabulary::Svg
+                && matches!(key, "to" | "from" | "values" | "by")
+                && !value.split(';').all(scheme_is_safe)
+            {
+                // SVG animation can set `href` to any of these values.
+                value = Cow::Borrowed("");
             }
             self.write_attribute(key, &value);
         }
@@ -295,13 +304,17 @@ impl<'b> Sanitizer<'b> {
 
     /// Reads the raw attribute text into `self.attributes`: names lower-cased, values decoded,
     /// a bare attribute taking its own name as value (`checked="checked"`), as SGML does.
-    fn collect_attributes(&mut self, raw_attrs: &str) {
+    fn collect_attributes(&mut self, raw_attrs: &'h str) {
         self.attributes.clear();
         for attribute in Attributes::new(raw_attrs) {
-            let name: Cow<'b, str> = Cow::Owned(attribute.name.to_ascii_lowercase());
+            let name = ascii_lower(attribute.name);
+            // Event handlers are in no allow-list; skip them before any work.
+            if name.starts_with("on") {
+                continue;
+            }
             let value = match attribute.value {
                 Some(value) if value.contains('&') => Cow::Owned(decode_references(value)),
-                Some(value) => Cow::Owned(value.to_string()),
+                Some(value) => Cow::Borrowed(value),
                 None => name.clone(),
             };
             self.attributes.push((name, value));
@@ -733,48 +746,68 @@ fn is_block_element(name: &str) -> bool {
 /// one, blank lines removed. One linear pass; the output is never longer than the input plus
 /// one byte per tag.
 pub fn html_to_plain_text(html: &str) -> String {
-    let mut decoded = String::with_capacity(html.len());
-    let mut out = String::with_capacity(html.len());
-    // Whether a space / line break is owed before the next visible character.
-    let mut pending_space = false;
-    let mut pending_newline = false;
-    let push_text = |text: &str, out: &mut String, space: &mut bool, newline: &mut bool| {
-        for c in text.chars() {
-            if c.is_whitespace() {
-                *space = true;
-                continue;
-            }
-            if !out.is_empty() {
-                if *newline {
-                    out.push('\n');
-                } else if *space {
-                    out.push(' ');
-                }
-            }
-            *space = false;
-            *newline = false;
-            out.push(c);
-        }
+    let mut writer = PlainTextWriter {
+        out: String::with_capacity(html.len()),
+        pending_space: false,
+        pending_newline: false,
     };
+    let mut decoded = String::new();
     for token in Tokenizer::new(html) {
         match token {
-            Token::Text(text) => {
+            Token::Text(text) if text.contains('&') => {
                 decoded.clear();
                 decode_references_into(text, &mut decoded);
-                push_text(&decoded, &mut out, &mut pending_space, &mut pending_newline);
+                writer.text(&decoded);
             }
-            Token::LessThan => {
-                push_text("<", &mut out, &mut pending_space, &mut pending_newline);
-            }
+            Token::Text(text) => writer.text(text),
+            Token::LessThan => writer.text("<"),
             Token::RawText(_) => {}
             Token::StartTag { name, .. } | Token::EndTag { name } => {
                 if is_block_element(&ascii_lower(name)) {
-                    pending_newline = true;
+                    writer.pending_newline = true;
                 }
             }
         }
     }
-    out
+    writer.out
+}
+
+/// Collapses whitespace while writing plain text.
+struct PlainTextWriter {
+    out: String,
+    /// A space is owed before the next word.
+    pending_space: bool,
+    /// A line break is owed before the next word (outranks the space).
+    pending_newline: bool,
+}
+
+impl PlainTextWriter {
+    fn text(&mut self, text: &str) {
+        let mut words = text.split(char::is_whitespace).peekable();
+        let mut first = true;
+        while let Some(word) = words.next() {
+            if !first {
+                self.pending_space = true;
+            }
+            first = false;
+            if word.is_empty() {
+                continue;
+            }
+            if !self.out.is_empty() {
+                if self.pending_newline {
+                    self.out.push('\n');
+                } else if self.pending_space {
+                    self.out.push(' ');
+                }
+            }
+            self.pending_space = false;
+            self.pending_newline = false;
+            self.out.push_str(word);
+            if words.peek().is_none() {
+                break;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -880,5 +913,146 @@ mod tests {
             html_to_plain_text("a<br>b &lt;c&gt; 1 < 2"),
             "a\nb <c> 1 < 2"
         );
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::sanitize_html;
+
+    fn clean(html: &str) -> String {
+        sanitize_html(html, None)
+    }
+
+    fn assert_inert(html: &str) {
+        let out = clean(html).to_ascii_lowercase();
+        for needle in [
+            "<script",
+            "javascript:",
+            "vbscript:",
+            " onerror",
+            " onload",
+            " onclick",
+            "expression(",
+            "<style",
+            "<iframe",
+            "<object",
+            "<embed",
+            "data:",
+        ] {
+            assert!(
+                !out.contains(needle),
+                "{html:?} gave {out:?}, which holds {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn script_tricks() {
+        for html in [
+            "<scr<script>ipt>alert(1)</script>",
+            "<<script>script>alert(1)</script>",
+            "<SCRIPT SRC=//x.example/x.js></SCRIPT>",
+            "<script>alert(1)",
+            "<script",
+            "<img \"\"\"><script>alert(1)</script>\">",
+            "<!--[if IE]><script>alert(1)</script><![endif]-->",
+            "<![CDATA[<script>alert(1)</script>]]>",
+            "<iframe src=\"javascript:alert(1)\"></iframe>",
+            "<object data=\"data:text/html;base64,PHNjcmlwdD4=\"></object>",
+            "<embed src=\"x.swf\">",
+        ] {
+            assert_inert(html);
+        }
+        assert_eq!(
+            clean("<![CDATA[<b>x</b>]]>"),
+            "&lt;![CDATA[<b>x</b>]]&gt;".replace("&gt;", ">")
+        );
+    }
+
+    #[test]
+    fn url_tricks() {
+        for html in [
+            "<a href=\"javascript:alert(1)\">x</a>",
+            "<a href=\"JaVaScRiPt:alert(1)\">x</a>",
+            "<a href=\" \u{1}javascript:alert(1)\">x</a>",
+            "<a href=\"jav\tascript:alert(1)\">x</a>",
+            "<a href=\"jav&#x09;ascript:alert(1)\">x</a>",
+            "<a href=\"&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)\">x</a>",
+            "<a href=\"&#0000106avascript:alert(1)\">x</a>",
+            "<a href=\"javascript&colon;alert(1)\">x</a>",
+            "<a href=javascript:alert(1)>x</a>",
+            "<img src=\"vbscript:msgbox(1)\">",
+            "<img src=\"data:image/svg+xml;base64,PHN2Zz4=\">",
+            "<img dynsrc=\"javascript:alert(1)\" lowsrc=\"javascript:alert(1)\">",
+            "<table background=\"javascript:alert(1)\">",
+            "<blockquote cite=\"javascript:alert(1)\">q</blockquote>",
+            "<form action=\"javascript:alert(1)\"><button>b</button></form>",
+            "<svg><a xlink:href=\"javascript:alert(1)\"><text>x</text></a></svg>",
+            "<svg><a><animate attributeName=\"href\" values=\"0;javascript:alert(1)\"/><text>x</text></a></svg>",
+            "<math><maction actiontype=\"statusline\" xlink:href=\"javascript:alert(1)\">x</maction></math>",
+        ] {
+            assert_inert(html);
+        }
+    }
+
+    #[test]
+    fn handler_and_style_tricks() {
+        for html in [
+            "<img src=x onerror=alert(1)>",
+            "<img src=x ONERROR=\"alert(1)\">",
+            "<img/src=x/onerror=alert(1)>",
+            "<body onload=alert(1)>",
+            "<svg onload=alert(1)>",
+            "<div style=\"width: expression(alert(1))\">x</div>",
+            "<div style=\"background:url(javascript:alert(1))\">x</div>",
+            "<div style=\"background-image: url('javascript:alert(1)')\">x</div>",
+            "<div style=\"behavior: url(x.htc)\">x</div>",
+            "<div style=\"-moz-binding: url(x.xml#xss)\">x</div>",
+            "<style>@import 'x.css';</style>",
+            "<div style=\"color: red; x: expression\\28 alert(1)\\29\">x</div>",
+        ] {
+            assert_inert(html);
+        }
+        assert_eq!(
+            clean("<p style=\"color: red; width: expression(alert(1))\">x</p>"),
+            "<p>x</p>"
+        );
+    }
+
+    #[test]
+    fn unclosed_and_malformed() {
+        assert_eq!(clean("<b>bold <i>both"), "<b>bold <i>both");
+        assert_eq!(
+            clean("<a href=\"http://x.example/\">never closed"),
+            "<a href=\"http://x.example/\">never closed"
+        );
+        assert_eq!(clean("a < b && c > d"), "a &lt; b &amp;&amp; c > d");
+        // Stray end tags of allowed elements pass, as in feedparser.
+        assert_eq!(clean("<p>x</p></div></p>"), "<p>x</p></div></p>");
+        assert_eq!(clean("<a href=\"x>y\">z</a>"), "<a href=\"x&gt;y\">z</a>");
+        let out = clean("<div title='a");
+        assert!(!out.contains("<div"), "{out}");
+    }
+
+    #[test]
+    fn output_is_linear_in_input() {
+        let inputs = [
+            "\"".repeat(10_000),
+            "<b title=\"".to_string() + &"\"".repeat(10_000) + "\">",
+            "<p style=\"".to_string() + &"a:b;".repeat(5_000) + "\">",
+            "&".repeat(10_000),
+            "<".repeat(10_000),
+            "<!--".repeat(10_000),
+        ];
+        for input in inputs {
+            let out = clean(&input);
+            assert!(
+                out.len() <= input.len() * 6 + 16,
+                "{} → {}",
+                input.len(),
+                out.len()
+            );
+        }
     }
 }
