@@ -186,6 +186,40 @@ pub fn decode_references_into(s: &str, out: &mut String) {
     out.push_str(rest);
 }
 
+/// `s` as an HTML5 attribute value: like [`decode_references`], except that a named reference
+/// without `;` followed by a letter, digit or `=` stays as written, so URLs such as
+/// `?a=1&copy=2` keep their query parameters.
+pub fn decode_attribute_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = memchr::memchr(b'&', rest.as_bytes()) {
+        let (before, from_amp) = rest.split_at(pos);
+        out.push_str(before);
+        let reference = reference_at(from_amp).filter(|reference| {
+            let named_without_semicolon = !from_amp.as_bytes().get(1).is_some_and(|&b| b == b'#')
+                && from_amp.as_bytes().get(reference.len - 1) != Some(&b';');
+            let next = from_amp.as_bytes().get(reference.len).copied();
+            !(named_without_semicolon
+                && next.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'='))
+        });
+        match reference {
+            Some(reference) => {
+                match reference.text {
+                    ReferenceText::Char(c) => out.push(c),
+                    ReferenceText::Str(t) => out.push_str(t),
+                }
+                rest = from_amp.get(reference.len..).unwrap_or("");
+            }
+            None => {
+                out.push('&');
+                rest = from_amp.get(1..).unwrap_or("");
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `s` with every character and entity reference decoded.
 pub fn decode_references(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -237,5 +271,15 @@ mod tests {
             "©2024 ¬it; &bogus; & &#;"
         );
         assert_eq!(decode_references("caf&eacute"), "café");
+    }
+
+    #[test]
+    fn attribute_values_keep_query_parameters() {
+        assert_eq!(decode_attribute_value("?a=1&copy=2&amp;b"), "?a=1&copy=2&b");
+        assert_eq!(
+            decode_attribute_value("&copy 2024 &copy;x &#106;s"),
+            "© 2024 ©x js"
+        );
+        assert_eq!(decode_attribute_value("&notit"), "&notit");
     }
 }

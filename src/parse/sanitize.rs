@@ -10,19 +10,40 @@
 //! plain text of a fragment for summaries and classification.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use super::entities::{decode_references, decode_references_into, reference_at};
+use super::entities::{decode_attribute_value, decode_references_into, reference_at};
 use super::html_allowlists::{
     ACCEPTABLE_ATTRIBUTES, ACCEPTABLE_CSS_KEYWORDS, ACCEPTABLE_CSS_PROPERTIES, ACCEPTABLE_ELEMENTS,
     ACCEPTABLE_SVG_PROPERTIES, ACCEPTABLE_URI_SCHEMES, MATHML_ATTRIBUTES, MATHML_ELEMENTS,
     RELATIVE_URI_ATTRIBUTES, SVG_ATTRIBUTES, SVG_ATTRIBUTE_CASE, SVG_ELEMENTS, SVG_ELEMENT_CASE,
     UNACCEPTABLE_ELEMENTS_WITH_END_TAG, VOID_ELEMENTS,
 };
+use super::html_name_set::NameSet;
 use super::html_tokenizer::{is_raw_text_element, Attributes, Token, Tokenizer};
 
 const MATHML_NAMESPACE: &str = "http://www.w3.org/1998/Math/MathML";
 const SVG_NAMESPACE: &str = "http://www.w3.org/2000/svg";
 const XLINK_NAMESPACE: &str = "http://www.w3.org/1999/xlink";
+
+macro_rules! name_sets {
+    ($($set:ident = $list:ident;)*) => {
+        $(static $set: LazyLock<NameSet> = LazyLock::new(|| NameSet::new($list));)*
+    };
+}
+
+name_sets! {
+    ELEMENTS = ACCEPTABLE_ELEMENTS;
+    ATTRIBUTES = ACCEPTABLE_ATTRIBUTES;
+    VOID = VOID_ELEMENTS;
+    DROPPED_WITH_CONTENT = UNACCEPTABLE_ELEMENTS_WITH_END_TAG;
+    MATHML = MATHML_ELEMENTS;
+    MATHML_ATTRS = MATHML_ATTRIBUTES;
+    SVG = SVG_ELEMENTS;
+    SVG_ATTRS = SVG_ATTRIBUTES;
+    SCHEMES = ACCEPTABLE_URI_SCHEMES;
+    CSS_PROPERTIES = ACCEPTABLE_CSS_PROPERTIES;
+}
 
 fn in_list(list: &[&str], name: &str) -> bool {
     list.binary_search_by(|candidate| candidate.as_bytes().cmp(name.as_bytes()))
@@ -87,7 +108,7 @@ fn scheme_is_safe(url: &str) -> bool {
         match byte {
             b':' if len > 0 => {
                 let scheme = std::str::from_utf8(scheme.get(..len).unwrap_or(&[])).unwrap_or("");
-                return in_list(ACCEPTABLE_URI_SCHEMES, scheme);
+                return SCHEMES.contains(scheme);
             }
             b if len == 0 && !b.is_ascii_alphabetic() => return true,
             b if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') => {
@@ -114,9 +135,9 @@ enum Vocabulary {
 impl Vocabulary {
     fn allows(self, attribute: &str) -> bool {
         match self {
-            Vocabulary::Html => in_list(ACCEPTABLE_ATTRIBUTES, attribute),
-            Vocabulary::MathMl => in_list(MATHML_ATTRIBUTES, attribute),
-            Vocabulary::Svg => in_list(SVG_ATTRIBUTES, attribute),
+            Vocabulary::Html => ATTRIBUTES.contains(attribute),
+            Vocabulary::MathMl => MATHML_ATTRS.contains(attribute),
+            Vocabulary::Svg => SVG_ATTRS.contains(attribute),
         }
     }
 }
@@ -163,7 +184,7 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
             } => {
                 let name = ascii_lower(name);
                 sanitizer.start_tag(&name, attrs, self_closing);
-                if self_closing && !in_list(VOID_ELEMENTS, &name) {
+                if self_closing && !VOID.contains(&name) {
                     sanitizer.end_tag(&name);
                 }
             }
@@ -206,16 +227,13 @@ impl<'h> Sanitizer<'h, '_> {
     }
 
     fn start_tag(&mut self, name: &str, raw_attrs: &'h str, self_closing: bool) {
-        let acceptable = in_list(ACCEPTABLE_ELEMENTS, name);
+        let acceptable = ELEMENTS.contains(name);
         self.collect_attributes(raw_attrs);
         let mut vocabulary = Vocabulary::Html;
         let mut written_name = name;
         if !acceptable || self.svg_depth > 0 {
             // script/style bodies never reach here: the tokenizer skips them as raw text.
-            if in_list(UNACCEPTABLE_ELEMENTS_WITH_END_TAG, name)
-                && !self_closing
-                && !is_raw_text_element(name)
-            {
+            if DROPPED_WITH_CONTENT.contains(name) && !self_closing && !is_raw_text_element(name) {
                 self.dropped_depth = self.dropped_depth.saturating_add(1);
             }
             // Inline HTML5 svg/math get their implicit namespace.
@@ -234,9 +252,9 @@ impl<'h> Sanitizer<'h, '_> {
             if name == "svg" && self.attribute_is("xmlns", |v| v == SVG_NAMESPACE) {
                 self.svg_depth = self.svg_depth.saturating_add(1);
             }
-            if self.mathml_depth > 0 && in_list(MATHML_ELEMENTS, name) {
+            if self.mathml_depth > 0 && MATHML.contains(name) {
                 vocabulary = Vocabulary::MathMl;
-            } else if self.svg_depth > 0 && in_list(SVG_ELEMENTS, name) {
+            } else if self.svg_depth > 0 && SVG.contains(name) {
                 vocabulary = Vocabulary::Svg;
                 written_name = in_map(SVG_ELEMENT_CASE, name).unwrap_or(name);
             } else if !acceptable {
@@ -295,7 +313,7 @@ impl<'h> Sanitizer<'h, '_> {
         }
         self.attributes = attributes;
         self.attributes.clear();
-        if in_list(VOID_ELEMENTS, name) {
+        if VOID.contains(name) {
             self.out.push_str(" />");
         } else {
             self.out.push('>');
@@ -313,7 +331,7 @@ impl<'h> Sanitizer<'h, '_> {
                 continue;
             }
             let value = match attribute.value {
-                Some(value) if value.contains('&') => Cow::Owned(decode_references(value)),
+                Some(value) if value.contains('&') => Cow::Owned(decode_attribute_value(value)),
                 Some(value) => Cow::Borrowed(value),
                 None => name.clone(),
             };
@@ -371,15 +389,15 @@ impl<'h> Sanitizer<'h, '_> {
 
     fn end_tag(&mut self, name: &str) {
         let mut written_name = name;
-        if !in_list(ACCEPTABLE_ELEMENTS, name) {
-            if in_list(UNACCEPTABLE_ELEMENTS_WITH_END_TAG, name) && !is_raw_text_element(name) {
+        if !ELEMENTS.contains(name) {
+            if DROPPED_WITH_CONTENT.contains(name) && !is_raw_text_element(name) {
                 self.dropped_depth = self.dropped_depth.saturating_sub(1);
             }
-            if self.mathml_depth > 0 && in_list(MATHML_ELEMENTS, name) {
+            if self.mathml_depth > 0 && MATHML.contains(name) {
                 if name == "math" {
                     self.mathml_depth -= 1;
                 }
-            } else if self.svg_depth > 0 && in_list(SVG_ELEMENTS, name) {
+            } else if self.svg_depth > 0 && SVG.contains(name) {
                 written_name = in_map(SVG_ELEMENT_CASE, name).unwrap_or(name);
                 if name == "svg" {
                     self.svg_depth -= 1;
@@ -388,7 +406,7 @@ impl<'h> Sanitizer<'h, '_> {
                 return;
             }
         }
-        if !in_list(VOID_ELEMENTS, name) {
+        if !VOID.contains(name) {
             self.out.push_str("</");
             self.out.push_str(written_name);
             self.out.push('>');
@@ -671,7 +689,7 @@ pub fn sanitize_style(style: &str, inside_svg: bool) -> String {
         }
         let lower = property.to_lowercase();
         let family = lower.split('-').next().unwrap_or("");
-        let keep = if in_list(ACCEPTABLE_CSS_PROPERTIES, &lower) {
+        let keep = if CSS_PROPERTIES.contains(&lower) {
             true
         } else if matches!(family, "background" | "border" | "margin" | "padding") {
             value.split_whitespace().all(|keyword| {
