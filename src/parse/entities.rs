@@ -196,7 +196,7 @@ pub fn decode_attribute_value(s: &str) -> String {
         let (before, from_amp) = rest.split_at(pos);
         out.push_str(before);
         let reference = reference_at(from_amp).filter(|reference| {
-            let named_without_semicolon = !from_amp.as_bytes().get(1).is_some_and(|&b| b == b'#')
+            let named_without_semicolon = from_amp.as_bytes().get(1).is_none_or(|&b| b != b'#')
                 && from_amp.as_bytes().get(reference.len - 1) != Some(&b';');
             let next = from_amp.as_bytes().get(reference.len).copied();
             !(named_without_semicolon
