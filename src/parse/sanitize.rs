@@ -207,7 +207,12 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
 impl<'h> Sanitizer<'h, '_> {
     /// Writes text, keeping valid references and escaping bare `&`.
     fn text(&mut self, text: &str) {
-        let mut rest = text;
+        // Leading whitespace of the fragment is trimmed, as feedparser trims its output.
+        let mut rest = if self.out.is_empty() {
+            text.trim_start()
+        } else {
+            text
+        };
         while let Some(amp) = memchr::memchr(b'&', rest.as_bytes()) {
             let (before, from_amp) = rest.split_at(amp);
             self.out.push_str(before);
@@ -269,11 +274,16 @@ impl<'h> Sanitizer<'h, '_> {
                 .push((Cow::Borrowed("xmlns:xlink"), Cow::Borrowed(XLINK_NAMESPACE)));
         }
         // feedparser's normalize_attrs: one value per name (the last), sorted by name.
-        self.attributes.sort_by(|a, b| a.0.cmp(&b.0));
-        self.attributes.reverse();
-        self.attributes
-            .dedup_by(|later, earlier| later.0 == earlier.0);
-        self.attributes.reverse();
+        if self.attributes.len() > 1 {
+            self.attributes.sort_by(|a, b| a.0.cmp(&b.0));
+            self.attributes.dedup_by(|later, kept| {
+                let duplicate = later.0 == kept.0;
+                if duplicate {
+                    std::mem::swap(later, kept);
+                }
+                duplicate
+            });
+        }
 
         self.out.push('<');
         self.out.push_str(written_name);
@@ -1072,5 +1082,27 @@ mod hostile_tests {
                 out.len()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::sanitize_html;
+
+    #[test]
+    fn duplicate_attributes_keep_the_last_value_and_sort() {
+        assert_eq!(
+            sanitize_html(
+                r#"<img title="1" alt="a" TITLE="2" src="http://x.example/i">"#,
+                None
+            ),
+            r#"<img alt="a" src="http://x.example/i" title="2" />"#
+        );
+    }
+
+    #[test]
+    fn leading_and_trailing_space_is_trimmed() {
+        assert_eq!(sanitize_html("\n  <p> x </p>\r\n ", None), "<p> x </p>");
+        assert_eq!(sanitize_html("a\r\nb", None), "a\nb");
     }
 }
