@@ -392,12 +392,22 @@ fn rfc822_year(token: &str) -> Option<i32> {
     })
 }
 
-/// `[weekday,] day month year [time [zone]]`, also `month day year`; commas anywhere.
+/// `[weekday,] day month year [time [am|pm] [zone]]`, also `month day year` and RFC 850's
+/// `day-month-year`; commas anywhere.
 fn parse_rfc822(s: &str) -> Option<Fields> {
     let cleaned = s.replace(',', " ");
     let mut tokens: Vec<&str> = cleaned.split_whitespace().take(8).collect();
     if tokens.first().is_some_and(|t| is_weekday(t)) {
         tokens.remove(0);
+    }
+    // RFC 850: `23-Nov-26`.
+    if let Some(first) = tokens.first().copied() {
+        let mut parts = first.split('-');
+        if let (Some(day), Some(month), Some(year), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            tokens.splice(0..1, [day, month, year]);
+        }
     }
     let [first, second, year, rest @ ..] = tokens.as_slice() else {
         return None;
@@ -407,13 +417,30 @@ fn parse_rfc822(s: &str) -> Option<Fields> {
         _ => (all_digits(second)?, month_number(first)?),
     };
     let mut fields = Fields::date(rfc822_year(year)?, month, day);
-    if let Some(time) = rest.first() {
+    let mut rest = rest;
+    if let [time, after @ ..] = rest {
         (fields.hour, fields.minute, fields.second) = clock(time)?;
+        rest = after;
+        if let [meridiem @ ("am" | "pm" | "a.m." | "p.m."), after @ ..] = rest {
+            fields.hour = twelve_hour_clock(fields.hour, meridiem.starts_with('p'))?;
+            rest = after;
+        }
     }
-    if let Some(zone) = rest.get(1) {
+    if let Some(zone) = rest.first() {
         fields.offset_minutes = zone_token(zone)?;
     }
     Some(fields)
+}
+
+/// 24-hour hour of a 12-hour clock reading (`12 am` → 0, `1 pm` → 13).
+fn twelve_hour_clock(hour: u32, pm: bool) -> Option<u32> {
+    match (hour, pm) {
+        (1..=11, false) => Some(hour),
+        (12, false) => Some(0),
+        (1..=11, true) => Some(hour + 12),
+        (12, true) => Some(12),
+        _ => None,
+    }
 }
 
 /// asctime: `Sun Jan  4 16:29:06 2004`, also with a zone before the year.
@@ -610,10 +637,8 @@ fn parse_korean(s: &str) -> Option<Fields> {
             let mut fields = Fields::date(year, month, day);
             let (hour, minute, second) = clock(time)?;
             fields.hour = match *meridiem {
-                "오전" if hour == 12 => 0,
-                "오전" => hour,
-                "오후" if hour < 12 => hour + 12,
-                "오후" => hour,
+                "오전" => twelve_hour_clock(hour, false)?,
+                "오후" => twelve_hour_clock(hour, true)?,
                 _ => return None,
             };
             (fields.minute, fields.second) = (minute, second);
@@ -657,6 +682,19 @@ mod tests {
             Some("2026-11-23T08:15:00Z")
         );
         assert_eq!(rfc3339("2026-11-23 12:00 am"), None);
+        assert_eq!(
+            rfc3339("Monday, 23-Nov-26 09:15:13 GMT").as_deref(),
+            Some("2026-11-23T09:15:13Z")
+        );
+        assert_eq!(
+            rfc3339("November 23, 2026 9:15 pm EST").as_deref(),
+            Some("2026-11-24T02:15:00Z")
+        );
+        assert_eq!(
+            rfc3339("Nov 23, 2026 12:05 AM").as_deref(),
+            Some("2026-11-23T00:05:00Z")
+        );
+        assert_eq!(rfc3339("Nov 23, 2026 13:05 PM"), None);
         assert_eq!(rfc3339("not a date"), None);
         assert_eq!(rfc3339("Today"), None);
     }
