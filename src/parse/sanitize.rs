@@ -94,10 +94,18 @@ fn is_url_attribute(name: &str) -> bool {
 /// Longest scheme considered; longer prefixes are not schemes.
 const MAX_SCHEME_LEN: usize = 32;
 
-/// Whether `url` is relative or has an allowed scheme. The scheme is read as a browser (and
-/// Python's `urlsplit`) reads it: leading controls and spaces skipped, tabs and newlines
-/// ignored, case folded.
-fn scheme_is_safe(url: &str) -> bool {
+/// How a URL's scheme stands with the allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// No scheme: a relative reference.
+    Relative,
+    Allowed,
+    Forbidden,
+}
+
+/// Classifies `url`'s scheme, read as a browser (and Python's `urlsplit`) reads it: leading
+/// controls and spaces skipped, tabs and newlines ignored, case folded.
+fn classify_scheme(url: &str) -> Scheme {
     let mut scheme = [0u8; MAX_SCHEME_LEN];
     let mut len = 0;
     let bytes = url
@@ -108,20 +116,29 @@ fn scheme_is_safe(url: &str) -> bool {
         match byte {
             b':' if len > 0 => {
                 let scheme = std::str::from_utf8(scheme.get(..len).unwrap_or(&[])).unwrap_or("");
-                return SCHEMES.contains(scheme);
+                return if SCHEMES.contains(scheme) {
+                    Scheme::Allowed
+                } else {
+                    Scheme::Forbidden
+                };
             }
-            b if len == 0 && !b.is_ascii_alphabetic() => return true,
+            b if len == 0 && !b.is_ascii_alphabetic() => return Scheme::Relative,
             b if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') => {
                 match scheme.get_mut(len) {
                     Some(slot) => *slot = b.to_ascii_lowercase(),
-                    None => return true,
+                    None => return Scheme::Relative,
                 }
                 len += 1;
             }
-            _ => return true,
+            _ => return Scheme::Relative,
         }
     }
-    true
+    Scheme::Relative
+}
+
+/// Whether `url` is relative or has an allowed scheme.
+fn scheme_is_safe(url: &str) -> bool {
+    classify_scheme(url) != Scheme::Forbidden
 }
 
 /// Which attribute list applies to the element being written.
@@ -358,8 +375,11 @@ impl<'h> Sanitizer<'h, '_> {
     /// Resolves a URL attribute against the base where feedparser does, and empties it when its
     /// scheme is not an allowed one.
     fn safe_url<'v>(&self, element: &str, attribute: &str, value: Cow<'v, str>) -> Cow<'v, str> {
-        if !scheme_is_safe(&value) {
-            return Cow::Borrowed("");
+        match classify_scheme(&value) {
+            Scheme::Forbidden => return Cow::Borrowed(""),
+            // Absolute URLs are kept as written (no normalisation), as urljoin keeps them.
+            Scheme::Allowed => return value,
+            Scheme::Relative => {}
         }
         let resolvable = RELATIVE_URI_ATTRIBUTES
             .binary_search_by(|(e, a)| {
@@ -380,6 +400,13 @@ impl<'h> Sanitizer<'h, '_> {
         self.out.push(' ');
         self.out.push_str(key);
         self.out.push_str("=\"");
+        if memchr::memchr3(b'&', b'<', b'"', value.as_bytes()).is_none()
+            && memchr::memchr(b'>', value.as_bytes()).is_none()
+        {
+            self.out.push_str(value);
+            self.out.push('"');
+            return;
+        }
         let mut last = 0;
         for (index, byte) in value.bytes().enumerate() {
             let escaped = match byte {
@@ -618,8 +645,8 @@ fn is_valid_css_value(keyword: &str) -> bool {
 /// Removes `url(...)` (and the spaces after it) the way feedparser does, replacing each with a
 /// space.
 fn strip_css_urls(style: &str) -> Cow<'_, str> {
-    let lower = style.to_ascii_lowercase();
-    if !lower.contains("url") {
+    // feedparser's pattern is case-sensitive; `URL(` fails the gauntlet later instead.
+    if !style.contains("url") {
         return Cow::Borrowed(style);
     }
     let chars: Vec<char> = style.chars().collect();
