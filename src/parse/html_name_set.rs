@@ -5,16 +5,18 @@
 //! string comparison), falling back to a binary search for longer names. Built once, read-only
 //! afterwards; lookups never allocate and always end (the table is at most a quarter full).
 
-/// Names packed as integers in a hash table, plus the longer ones.
+/// Names packed as integers in a hash table, plus the longer ones, each with a byte of flags.
 pub(crate) struct NameSet {
     /// Open-addressing table of packed names; 0 marks an empty slot.
     table: Vec<u128>,
+    /// Flags of the name in the same slot of `table`.
+    flags: Vec<u8>,
     /// `table.len() - 1` (the length is a power of two).
     mask: usize,
     /// log2 of `table.len()`.
     bits: u32,
-    /// Names longer than [`MAX_PACKED`], sorted by bytes.
-    long: Vec<&'static str>,
+    /// Names longer than [`MAX_PACKED`] with their flags, sorted by bytes.
+    long: Vec<(&'static str, u8)>,
 }
 
 /// Longest name packed into an integer.
@@ -23,13 +25,14 @@ const MAX_PACKED: usize = 15;
 /// `name`'s bytes followed by its length in the last byte, when it fits in fifteen bytes.
 fn pack(name: &str) -> Option<u128> {
     let bytes = name.as_bytes();
-    let mut buffer = [0u8; 16];
     if bytes.len() > MAX_PACKED {
         return None;
     }
-    buffer.get_mut(..bytes.len())?.copy_from_slice(bytes);
-    *buffer.last_mut()? = bytes.len() as u8;
-    Some(u128::from_le_bytes(buffer))
+    let mut packed = (bytes.len() as u128) << 120;
+    for (index, &byte) in bytes.iter().enumerate() {
+        packed |= u128::from(byte) << (8 * index);
+    }
+    Some(packed)
 }
 
 fn slot(packed: u128, bits: u32) -> usize {
@@ -38,53 +41,84 @@ fn slot(packed: u128, bits: u32) -> usize {
 }
 
 impl NameSet {
+    /// A set of `names`, each with flag 1.
     pub(crate) fn new(names: &[&'static str]) -> Self {
+        Self::with_flags(&[(names, 1)])
+    }
+
+    /// A set of the names of several lists; a name's flags are the union of its lists' flags.
+    pub(crate) fn with_flags(lists: &[(&[&'static str], u8)]) -> Self {
+        let count: usize = lists.iter().map(|(names, _)| names.len()).sum();
         let mut bits = 4;
-        while (1usize << bits) < names.len() * 4 {
+        while (1usize << bits) < count * 4 {
             bits += 1;
         }
         let mut set = NameSet {
             table: vec![0; 1 << bits],
+            flags: vec![0; 1 << bits],
             mask: (1 << bits) - 1,
             bits,
-            long: names
-                .iter()
-                .copied()
-                .filter(|n| n.len() > MAX_PACKED)
-                .collect(),
+            long: Vec::new(),
         };
-        set.long
-            .sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for packed in names.iter().filter_map(|name| pack(name)) {
-            let mut index = slot(packed, bits);
-            while let Some(entry) = set.table.get_mut(index) {
-                if *entry == 0 || *entry == packed {
-                    *entry = packed;
-                    break;
-                }
-                index = (index + 1) & set.mask;
+        for &(names, flag) in lists {
+            for &name in names {
+                set.insert(name, flag);
             }
         }
+        set.long
+            .sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         set
     }
 
-    pub(crate) fn contains(&self, name: &str) -> bool {
+    fn insert(&mut self, name: &'static str, flag: u8) {
+        let Some(packed) = pack(name) else {
+            match self.long.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, flags)) => *flags |= flag,
+                None => self.long.push((name, flag)),
+            }
+            return;
+        };
+        let mut index = slot(packed, self.bits);
+        for _ in 0..self.table.len() {
+            match self.table.get_mut(index) {
+                Some(entry) if *entry == 0 || *entry == packed => {
+                    *entry = packed;
+                    if let Some(flags) = self.flags.get_mut(index) {
+                        *flags |= flag;
+                    }
+                    return;
+                }
+                _ => index = (index + 1) & self.mask,
+            }
+        }
+    }
+
+    /// The flags of `name`; 0 when it is in no list.
+    pub(crate) fn flags(&self, name: &str) -> u8 {
         let Some(packed) = pack(name) else {
             return self
                 .long
-                .binary_search_by(|candidate| candidate.as_bytes().cmp(name.as_bytes()))
-                .is_ok();
+                .binary_search_by(|(candidate, _)| candidate.as_bytes().cmp(name.as_bytes()))
+                .ok()
+                .and_then(|index| self.long.get(index))
+                .map_or(0, |(_, flags)| *flags);
         };
         let mut index = slot(packed, self.bits);
         // The table is at most a quarter full, so an empty slot ends every probe sequence.
         for _ in 0..self.table.len() {
             match self.table.get(index) {
-                Some(&0) | None => return false,
-                Some(&entry) if entry == packed => return true,
+                Some(&0) | None => return 0,
+                Some(&entry) if entry == packed => {
+                    return self.flags.get(index).copied().unwrap_or(0)
+                }
                 Some(_) => index = (index + 1) & self.mask,
             }
         }
-        false
+        0
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.flags(name) != 0
     }
 }
 
@@ -123,6 +157,17 @@ mod tests {
         ] {
             assert!(!set.contains(name), "{name:?}");
         }
+    }
+
+    #[test]
+    fn flags_of_several_lists_combine() {
+        let set =
+            NameSet::with_flags(&[(&["a", "br", "figcaption-long-name"], 1), (&["br", "x"], 2)]);
+        assert_eq!(set.flags("a"), 1);
+        assert_eq!(set.flags("br"), 3);
+        assert_eq!(set.flags("x"), 2);
+        assert_eq!(set.flags("figcaption-long-name"), 1);
+        assert_eq!(set.flags("y"), 0);
     }
 
     #[test]

@@ -33,17 +33,30 @@ macro_rules! name_sets {
 }
 
 name_sets! {
-    ELEMENTS = ACCEPTABLE_ELEMENTS;
     ATTRIBUTES = ACCEPTABLE_ATTRIBUTES;
-    VOID = VOID_ELEMENTS;
-    DROPPED_WITH_CONTENT = UNACCEPTABLE_ELEMENTS_WITH_END_TAG;
-    MATHML = MATHML_ELEMENTS;
     MATHML_ATTRS = MATHML_ATTRIBUTES;
-    SVG = SVG_ELEMENTS;
     SVG_ATTRS = SVG_ATTRIBUTES;
     SCHEMES = ACCEPTABLE_URI_SCHEMES;
     CSS_PROPERTIES = ACCEPTABLE_CSS_PROPERTIES;
 }
+
+/// What the allow-lists say about an element name, as flags of [`ELEMENT_CLASS`].
+const ACCEPTABLE: u8 = 1;
+const VOID: u8 = 2;
+const DROPPED_WITH_CONTENT: u8 = 4;
+const MATHML: u8 = 8;
+const SVG: u8 = 16;
+
+/// Every listed element name with its flags: one lookup per tag.
+static ELEMENT_CLASS: LazyLock<NameSet> = LazyLock::new(|| {
+    NameSet::with_flags(&[
+        (ACCEPTABLE_ELEMENTS, ACCEPTABLE),
+        (VOID_ELEMENTS, VOID),
+        (UNACCEPTABLE_ELEMENTS_WITH_END_TAG, DROPPED_WITH_CONTENT),
+        (MATHML_ELEMENTS, MATHML),
+        (SVG_ELEMENTS, SVG),
+    ])
+});
 
 fn in_list(list: &[&str], name: &str) -> bool {
     list.binary_search_by(|candidate| candidate.as_bytes().cmp(name.as_bytes()))
@@ -200,12 +213,16 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
                 self_closing,
             } => {
                 let name = ascii_lower(name);
-                sanitizer.start_tag(&name, attrs, self_closing);
-                if self_closing && !VOID.contains(&name) {
-                    sanitizer.end_tag(&name);
+                let class = ELEMENT_CLASS.flags(&name);
+                sanitizer.start_tag(&name, class, attrs, self_closing);
+                if self_closing && class & VOID == 0 {
+                    sanitizer.end_tag(&name, class);
                 }
             }
-            Token::EndTag { name } => sanitizer.end_tag(&ascii_lower(name)),
+            Token::EndTag { name } => {
+                let name = ascii_lower(name);
+                sanitizer.end_tag(&name, ELEMENT_CLASS.flags(&name));
+            }
         }
     }
     let mut out = sanitizer.out;
@@ -248,14 +265,14 @@ impl<'h> Sanitizer<'h, '_> {
         self.out.push_str(rest);
     }
 
-    fn start_tag(&mut self, name: &str, raw_attrs: &'h str, self_closing: bool) {
-        let acceptable = ELEMENTS.contains(name);
+    fn start_tag(&mut self, name: &str, class: u8, raw_attrs: &'h str, self_closing: bool) {
+        let acceptable = class & ACCEPTABLE != 0;
         self.collect_attributes(raw_attrs);
         let mut vocabulary = Vocabulary::Html;
         let mut written_name = name;
         if !acceptable || self.svg_depth > 0 {
             // script/style bodies never reach here: the tokenizer skips them as raw text.
-            if DROPPED_WITH_CONTENT.contains(name) && !self_closing && !is_raw_text_element(name) {
+            if class & DROPPED_WITH_CONTENT != 0 && !self_closing && !is_raw_text_element(name) {
                 self.dropped_depth = self.dropped_depth.saturating_add(1);
             }
             // Inline HTML5 svg/math get their implicit namespace.
@@ -274,9 +291,9 @@ impl<'h> Sanitizer<'h, '_> {
             if name == "svg" && self.attribute_is("xmlns", |v| v == SVG_NAMESPACE) {
                 self.svg_depth = self.svg_depth.saturating_add(1);
             }
-            if self.mathml_depth > 0 && MATHML.contains(name) {
+            if self.mathml_depth > 0 && class & MATHML != 0 {
                 vocabulary = Vocabulary::MathMl;
-            } else if self.svg_depth > 0 && SVG.contains(name) {
+            } else if self.svg_depth > 0 && class & SVG != 0 {
                 vocabulary = Vocabulary::Svg;
                 written_name = in_map(SVG_ELEMENT_CASE, name).unwrap_or(name);
             } else if !acceptable {
@@ -340,7 +357,7 @@ impl<'h> Sanitizer<'h, '_> {
         }
         self.attributes = attributes;
         self.attributes.clear();
-        if VOID.contains(name) {
+        if class & VOID != 0 {
             self.out.push_str(" />");
         } else {
             self.out.push('>');
@@ -424,17 +441,17 @@ impl<'h> Sanitizer<'h, '_> {
         self.out.push('"');
     }
 
-    fn end_tag(&mut self, name: &str) {
+    fn end_tag(&mut self, name: &str, class: u8) {
         let mut written_name = name;
-        if !ELEMENTS.contains(name) {
-            if DROPPED_WITH_CONTENT.contains(name) && !is_raw_text_element(name) {
+        if class & ACCEPTABLE == 0 {
+            if class & DROPPED_WITH_CONTENT != 0 && !is_raw_text_element(name) {
                 self.dropped_depth = self.dropped_depth.saturating_sub(1);
             }
-            if self.mathml_depth > 0 && MATHML.contains(name) {
+            if self.mathml_depth > 0 && class & MATHML != 0 {
                 if name == "math" {
                     self.mathml_depth -= 1;
                 }
-            } else if self.svg_depth > 0 && SVG.contains(name) {
+            } else if self.svg_depth > 0 && class & SVG != 0 {
                 written_name = in_map(SVG_ELEMENT_CASE, name).unwrap_or(name);
                 if name == "svg" {
                     self.svg_depth -= 1;
@@ -443,7 +460,7 @@ impl<'h> Sanitizer<'h, '_> {
                 return;
             }
         }
-        if !VOID.contains(name) {
+        if class & VOID == 0 {
             self.out.push_str("</");
             self.out.push_str(written_name);
             self.out.push('>');
