@@ -8,6 +8,17 @@
 //! pass over the input ([`super::html_tokenizer`]): it never builds a tree, never recurses on
 //! input depth, and its output is linear in the input size. [`html_to_plain_text`] gives the
 //! plain text of a fragment for summaries and classification.
+//!
+//! Where it knowingly differs from feedparser (all in the safe direction):
+//! - `script`/`style` bodies are raw text up to their end tag, so no part of them ever comes
+//!   out as text (feedparser's SGML reader can leak script text; its "crazy" cases expect that).
+//! - every URL attribute (`src`, `cite`, `action`, `background`, `xlink:href` ...) loses a
+//!   forbidden scheme, not only `href`; SVG animation values (`to`, `from`, `values`, `by`) too.
+//! - attribute values are decoded by the HTML5 attribute rules (`?a=1&copy=2` stays as is).
+//! - absolute URLs are kept as written; relative ones are resolved by the WHATWG rules of the
+//!   `url` crate, which percent-encodes where Python's `urljoin` leaves characters alone.
+//! - the output is not re-balanced, as in feedparser: unclosed tags stay open and stray end
+//!   tags of allowed elements pass.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -476,20 +487,32 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// The character at `i` of a style held as bytes (ASCII) or chars.
+fn at<C: Copy + Into<char>>(units: &[C], i: usize) -> Option<char> {
+    units.get(i).map(|&unit| unit.into())
+}
+
 /// feedparser's "gauntlet": the whole value must be a sequence of
 /// `[:,;#%.\sa-zA-Z0-9!]`, `\w-\w`, `'[\s\w]+'`, `"[\s\w]+"` or `\([\d,\s]+\)`.
 /// Checked as a set of reachable positions (no backtracking).
-fn passes_style_gauntlet(chars: &[char]) -> bool {
-    let n = chars.len();
+fn passes_style_gauntlet<C: Copy + Into<char>>(units: &[C]) -> bool {
+    let n = units.len();
     let mut reachable = vec![false; n + 1];
     if let Some(first) = reachable.first_mut() {
         *first = true;
     }
+    let run = |from: usize, accept: fn(char) -> bool| {
+        let mut p = from;
+        while at(units, p).is_some_and(accept) {
+            p += 1;
+        }
+        p - from
+    };
     for i in 0..n {
         if !reachable.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let Some(&c) = chars.get(i) else { break };
+        let Some(c) = at(units, i) else { break };
         let mut mark = |end: usize| {
             if let Some(slot) = reachable.get_mut(end) {
                 *slot = true;
@@ -498,31 +521,18 @@ fn passes_style_gauntlet(chars: &[char]) -> bool {
         if c.is_ascii_alphanumeric() || c.is_whitespace() || ":,;#%.!".contains(c) {
             mark(i + 1);
         }
-        if is_word(c)
-            && chars.get(i + 1) == Some(&'-')
-            && chars.get(i + 2).is_some_and(|&d| is_word(d))
-        {
+        if is_word(c) && at(units, i + 1) == Some('-') && at(units, i + 2).is_some_and(is_word) {
             mark(i + 3);
         }
         if c == '\'' || c == '"' {
-            let inner = chars
-                .get(i + 1..)
-                .unwrap_or(&[])
-                .iter()
-                .take_while(|&&d| d.is_whitespace() || is_word(d))
-                .count();
-            if inner > 0 && chars.get(i + 1 + inner) == Some(&c) {
+            let inner = run(i + 1, |d| d.is_whitespace() || is_word(d));
+            if inner > 0 && at(units, i + 1 + inner) == Some(c) {
                 mark(i + inner + 2);
             }
         }
         if c == '(' {
-            let inner = chars
-                .get(i + 1..)
-                .unwrap_or(&[])
-                .iter()
-                .take_while(|&&d| d.is_numeric() || d == ',' || d.is_whitespace())
-                .count();
-            if inner > 0 && chars.get(i + 1 + inner) == Some(&')') {
+            let inner = run(i + 1, |d| d.is_numeric() || d == ',' || d.is_whitespace());
+            if inner > 0 && at(units, i + 1 + inner) == Some(')') {
                 mark(i + inner + 2);
             }
         }
@@ -534,7 +544,7 @@ fn is_name_char(c: char) -> bool {
     c == '-' || is_word(c)
 }
 
-/// One `prop: value` match inside a style attribute, as char index ranges.
+/// One `prop: value` match inside a style attribute, as unit index ranges.
 struct Declaration {
     name: (usize, usize),
     value: (usize, usize),
@@ -542,27 +552,27 @@ struct Declaration {
 }
 
 /// Matches `[-\w]+\s*:\s*([^:;]*)` at `i`.
-fn declaration_at(chars: &[char], i: usize) -> Option<Declaration> {
+fn declaration_at<C: Copy + Into<char>>(units: &[C], i: usize) -> Option<Declaration> {
     let mut p = i;
-    while chars.get(p).is_some_and(|&c| is_name_char(c)) {
+    while at(units, p).is_some_and(is_name_char) {
         p += 1;
     }
     if p == i {
         return None;
     }
     let name = (i, p);
-    while chars.get(p).is_some_and(|c| c.is_whitespace()) {
+    while at(units, p).is_some_and(char::is_whitespace) {
         p += 1;
     }
-    if chars.get(p) != Some(&':') {
+    if at(units, p) != Some(':') {
         return None;
     }
     p += 1;
-    while chars.get(p).is_some_and(|c| c.is_whitespace()) {
+    while at(units, p).is_some_and(char::is_whitespace) {
         p += 1;
     }
     let value_start = p;
-    while chars.get(p).is_some_and(|&c| c != ':' && c != ';') {
+    while at(units, p).is_some_and(|c| c != ':' && c != ';') {
         p += 1;
     }
     Some(Declaration {
@@ -573,23 +583,23 @@ fn declaration_at(chars: &[char], i: usize) -> Option<Declaration> {
 }
 
 /// feedparser's check that nothing but `prop: value;` declarations remain.
-fn is_declaration_list(chars: &[char]) -> bool {
+fn is_declaration_list<C: Copy + Into<char>>(units: &[C]) -> bool {
     let mut p = 0;
-    while p < chars.len() {
+    while p < units.len() {
         let mut q = p;
-        while chars.get(q).is_some_and(|c| c.is_whitespace()) {
+        while at(units, q).is_some_and(char::is_whitespace) {
             q += 1;
         }
-        match declaration_at(chars, q) {
+        match declaration_at(units, q) {
             Some(Declaration { end, .. }) => {
-                p = if chars.get(end) == Some(&';') {
+                p = if at(units, end) == Some(';') {
                     end + 1
                 } else {
                     end
                 };
             }
             None => {
-                if !chars.get(p).is_some_and(|c| c.is_whitespace()) {
+                if !at(units, p).is_some_and(char::is_whitespace) {
                     return false;
                 }
                 p += 1;
@@ -724,23 +734,42 @@ fn css_url_at(chars: &[char], i: usize) -> Option<usize> {
 /// by spaces. Empty when nothing is kept.
 pub fn sanitize_style(style: &str, inside_svg: bool) -> String {
     let style = strip_css_urls(style);
-    let chars: Vec<char> = style.chars().collect();
-    if !passes_style_gauntlet(&chars) || !is_declaration_list(&chars) {
+    if style.is_ascii() {
+        // Bytes are characters here: no decoding and slices of `style` itself.
+        clean_declarations(style.as_bytes(), inside_svg, |(start, end)| {
+            Cow::Borrowed(style.get(start..end).unwrap_or(""))
+        })
+    } else {
+        let chars: Vec<char> = style.chars().collect();
+        clean_declarations(&chars, inside_svg, |(start, end)| {
+            Cow::Owned(chars.get(start..end).unwrap_or(&[]).iter().collect())
+        })
+    }
+}
+
+/// The kept declarations of a style held as units (bytes or chars); `text` gives the text of
+/// a unit range.
+fn clean_declarations<'s, C: Copy + Into<char>>(
+    units: &[C],
+    inside_svg: bool,
+    text: impl Fn((usize, usize)) -> Cow<'s, str>,
+) -> String {
+    if !passes_style_gauntlet(units) || !is_declaration_list(units) {
         return String::new();
     }
     let mut clean = String::new();
     let mut i = 0;
-    while i < chars.len() {
-        let Some(Declaration { name, value, end }) = declaration_at(&chars, i) else {
+    while i < units.len() {
+        let Some(Declaration { name, value, end }) = declaration_at(units, i) else {
             i += 1;
             continue;
         };
         i = end.max(i + 1);
-        let property: String = chars.get(name.0..name.1).unwrap_or(&[]).iter().collect();
-        let value: String = chars.get(value.0..value.1).unwrap_or(&[]).iter().collect();
-        if value.is_empty() {
+        if value.0 == value.1 {
             continue;
         }
+        let property = text(name);
+        let value = text(value);
         let lower = property.to_lowercase();
         let family = lower.split('-').next().unwrap_or("");
         let keep = if CSS_PROPERTIES.contains(&lower) {
@@ -952,6 +981,11 @@ mod tests {
             "font-size: 10pt;"
         );
         assert_eq!(sanitize_style("mso-tab-count: 3;", false), "");
+        assert_eq!(
+            sanitize_style("font-family: 'Ärial'; color: #fff", false),
+            "font-family: 'Ärial'; color: #fff;"
+        );
+        assert_eq!(sanitize_style("a-b-c: 1", false), "");
         assert_eq!(sanitize_style("width: expression(alert(1))", false), "");
         assert_eq!(
             sanitize_style("display:block; position:absolute; background-image:url(http://x/i.jpg); background-x:center", false),
