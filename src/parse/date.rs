@@ -728,6 +728,31 @@ mod tests {
         assert_eq!(parse_date(&long), None);
     }
 
+    #[test]
+    fn generated_strings_never_panic() {
+        const PIECES: &[&str] = &[
+            "2004", "-", ":", "T", "Z", "+", " ", ",", "12", "31", "99", "0", "Mon", "Jan", "GMT",
+            "EST", "+0000", "-99:99", "년", "오후", "Ιούλ", "július", "/", ".", "am", "9999", "60",
+            "Etc/GMT", "x",
+        ];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let length = 1 + state % 12;
+            let input: String = (0..length)
+                .map(|i| {
+                    let index = ((state >> (i * 5)) % PIECES.len() as u64) as usize;
+                    PIECES.get(index).copied().unwrap_or("")
+                })
+                .collect();
+            if let Some(date) = parse_date(&input) {
+                assert!((0..=9999).contains(&date.year()), "{input:?}");
+            }
+        }
+    }
+
     fn shared_dir() -> std::path::PathBuf {
         if let Some(dir) = std::env::var_os("NEWSRELAY_SHARED_DIR") {
             return dir.into();

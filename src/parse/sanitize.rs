@@ -1184,3 +1184,132 @@ mod attribute_tests {
         assert_eq!(sanitize_html("a\r\nb", None), "a\nb");
     }
 }
+
+#[cfg(test)]
+mod generated_input_tests {
+    use super::{html_to_plain_text, sanitize_html};
+    use crate::parse::html_tokenizer::{Attributes, Token, Tokenizer};
+
+    /// Deterministic xorshift generator: the same inputs on every run.
+    struct Generator(u64);
+
+    impl Generator {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn pick<'a>(&mut self, pieces: &[&'a str]) -> &'a str {
+            let index = (self.next() % pieces.len() as u64) as usize;
+            pieces.get(index).copied().unwrap_or("")
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "<",
+        ">",
+        "</",
+        "/>",
+        "<!--",
+        "-->",
+        "<?",
+        "<!",
+        "&",
+        ";",
+        "#",
+        "x",
+        "=",
+        "\"",
+        "'",
+        " ",
+        "\n",
+        "a",
+        "b",
+        "p",
+        "div",
+        "img",
+        "script",
+        "style",
+        "svg",
+        "math",
+        "href",
+        "src",
+        "style",
+        "onclick",
+        "javascript:",
+        "data:",
+        "http://x.example/",
+        "/rel",
+        "&amp;",
+        "&lt;",
+        "&#60;",
+        "&#x3c;",
+        "&quot;",
+        "color: red",
+        "url(",
+        ")",
+        "é",
+        "€",
+        "<a ",
+        "<img ",
+        "<script>",
+        "</script>",
+        "<style>",
+        "</style>",
+        "<svg>",
+        "</svg>",
+        "<math>",
+        "<![CDATA[",
+        "]]>",
+        "expression(",
+        "\u{0}",
+        "\t",
+    ];
+
+    #[test]
+    fn random_markup_is_handled_and_output_is_safe_and_stable() {
+        let mut generator = Generator(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..10_000 {
+            let length = 1 + generator.next() % 40;
+            let input: String = (0..length).map(|_| generator.pick(PIECES)).collect();
+            let once = sanitize_html(&input, None);
+            let _ = html_to_plain_text(&input);
+            assert!(once.len() <= input.len() * 8 + 64, "{input:?}");
+            for token in Tokenizer::new(&once) {
+                match token {
+                    Token::StartTag { name, attrs, .. } => {
+                        assert!(!name.eq_ignore_ascii_case("script"), "{input:?} → {once:?}");
+                        assert!(!name.eq_ignore_ascii_case("style"), "{input:?} → {once:?}");
+                        for attribute in Attributes::new(attrs) {
+                            assert!(
+                                !attribute.name.to_ascii_lowercase().starts_with("on"),
+                                "{input:?} → {once:?}"
+                            );
+                            let value: String = crate::parse::entities::decode_references(
+                                attribute.value.unwrap_or(""),
+                            )
+                            .to_ascii_lowercase()
+                            .chars()
+                            .filter(|&c| c > ' ')
+                            .collect();
+                            let is_url = super::is_url_attribute(attribute.name);
+                            assert!(
+                                !(is_url
+                                    && ["javascript:", "vbscript:", "data:"]
+                                        .iter()
+                                        .any(|scheme| value.starts_with(scheme))),
+                                "{input:?} → {once:?}"
+                            );
+                        }
+                    }
+                    Token::RawText(_) => panic!("{input:?} → {once:?} holds raw text"),
+                    _ => {}
+                }
+            }
+            let twice = sanitize_html(&once, None);
+            assert_eq!(twice, once, "not stable for {input:?}");
+        }
+    }
+}
