@@ -165,6 +165,95 @@ fn scheme_is_safe(url: &str) -> bool {
     classify_scheme(url) != Scheme::Forbidden
 }
 
+/// Schemes whose URLs relative references resolve against (Python's `uses_relative`).
+const HIERARCHICAL_SCHEMES: &[&str] = &[
+    "file", "ftp", "gopher", "http", "https", "imap", "mms", "nntp", "prospero", "rtsp", "rtspu",
+    "sftp", "shttp", "svn", "svn+ssh", "wais", "ws", "wss",
+];
+
+/// Resolves a relative reference against `base` by RFC 3986 as Python's `urljoin` does it:
+/// characters are kept as written (no percent-encoding), an empty fragment is dropped, `..`
+/// never climbs above the root. `None` when the base is not hierarchical.
+fn resolve_reference(base: &url::Url, reference: &str) -> Option<String> {
+    if !HIERARCHICAL_SCHEMES.contains(&base.scheme()) || base.cannot_be_a_base() {
+        return None;
+    }
+    if reference.is_empty() {
+        return Some(base.as_str().to_string());
+    }
+    if let Some(network_path) = reference.strip_prefix("//") {
+        return Some(format!("{}://{network_path}", base.scheme()));
+    }
+    let (rest, fragment) = match reference.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (reference, None),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let prefix = &base[..url::Position::BeforePath];
+    let mut out = String::with_capacity(prefix.len() + base.path().len() + reference.len());
+    out.push_str(prefix);
+    if path.is_empty() {
+        out.push_str(base.path());
+        match query.filter(|q| !q.is_empty()).or(base.query()) {
+            Some(query) => {
+                out.push('?');
+                out.push_str(query);
+            }
+            None => {}
+        }
+    } else {
+        let mut segments: Vec<&str> = Vec::new();
+        if !path.starts_with('/') {
+            let base_path = base.path();
+            let directory = base_path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            segments.extend(directory.split('/'));
+        }
+        let relative: Vec<&str> = path.split('/').collect();
+        let last = relative.last().copied().unwrap_or("");
+        let count = segments.len() + relative.len();
+        // Empty segments inside the path vanish, as in urljoin.
+        let combined = segments
+            .into_iter()
+            .chain(relative)
+            .enumerate()
+            .filter(|(index, seg)| *index == 0 || *index + 1 == count || !seg.is_empty());
+        let mut resolved: Vec<&str> = Vec::new();
+        for (_, segment) in combined {
+            match segment {
+                ".." => {
+                    resolved.pop();
+                }
+                "." => {}
+                other => resolved.push(other),
+            }
+        }
+        if matches!(last, "." | "..") {
+            resolved.push("");
+        }
+        let joined = resolved.join("/");
+        if joined.is_empty() {
+            out.push('/');
+        } else {
+            if !joined.starts_with('/') {
+                out.push('/');
+            }
+            out.push_str(&joined);
+        }
+        if let Some(query) = query.filter(|q| !q.is_empty()) {
+            out.push('?');
+            out.push_str(query);
+        }
+    }
+    if let Some(fragment) = fragment.filter(|f| !f.is_empty()) {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    Some(out)
+}
+
 /// Which attribute list applies to the element being written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Vocabulary {
@@ -415,9 +504,9 @@ impl<'h> Sanitizer<'h, '_> {
             })
             .is_ok();
         if let (true, Some(base)) = (resolvable, self.base) {
-            if let Ok(resolved) = base.join(value.trim()) {
-                if scheme_is_safe(resolved.as_str()) {
-                    return Cow::Owned(String::from(resolved));
+            if let Some(resolved) = resolve_reference(base, value.trim()) {
+                if scheme_is_safe(&resolved) {
+                    return Cow::Owned(resolved);
                 }
             }
         }
@@ -1165,7 +1254,46 @@ mod hostile_tests {
 
 #[cfg(test)]
 mod attribute_tests {
-    use super::sanitize_html;
+    use super::{resolve_reference, sanitize_html};
+
+    #[test]
+    fn resolves_references_like_urljoin() {
+        // RFC 3986 section 5.4 examples, as Python's urljoin answers them.
+        let base = url::Url::parse("http://a/b/c/d;p?q").ok();
+        let Some(base) = base.as_ref() else {
+            panic!("base URL")
+        };
+        for (reference, expected) in [
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q#s"),
+            ("g#s", "http://a/b/c/g#s"),
+            ("", "http://a/b/c/d;p?q"),
+            (".", "http://a/b/c/"),
+            ("./", "http://a/b/c/"),
+            ("..", "http://a/b/"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../g", "http://a/g"),
+            ("../../../g", "http://a/g"),
+            ("/./g", "http://a/g"),
+            ("g.", "http://a/b/c/g."),
+            ("g;x=1/../y", "http://a/b/c/y"),
+            ("#", "http://a/b/c/d;p?q"),
+            ("café au lait", "http://a/b/c/café au lait"),
+        ] {
+            assert_eq!(
+                resolve_reference(base, reference).as_deref(),
+                Some(expected),
+                "{reference:?}"
+            );
+        }
+    }
 
     #[test]
     fn duplicate_attributes_keep_the_last_value_and_sort() {
