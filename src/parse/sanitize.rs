@@ -197,12 +197,9 @@ fn resolve_reference(base: &url::Url, reference: &str) -> Option<String> {
     out.push_str(prefix);
     if path.is_empty() {
         out.push_str(base.path());
-        match query.filter(|q| !q.is_empty()).or(base.query()) {
-            Some(query) => {
-                out.push('?');
-                out.push_str(query);
-            }
-            None => {}
+        if let Some(query) = query.filter(|q| !q.is_empty()).or(base.query()) {
+            out.push('?');
+            out.push_str(query);
         }
     } else {
         let mut segments: Vec<&str> = Vec::new();
