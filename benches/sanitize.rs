@@ -110,6 +110,16 @@ fn compare_in_process(bodies: &[String]) {
         "sanitize_html: {ours:.1} MB/s; ammonia::clean: {ammonia:.1} MB/s; ratio {:.1}x",
         ours / ammonia
     );
+    if let Ok(base) = url::Url::parse("https://www.icmpd.org/news/") {
+        let ours = throughput(bodies, min_time, |h| sanitize_html(h, Some(&base)).len());
+        let mut cleaner = ammonia::Builder::default();
+        cleaner.url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()));
+        let ammonia = throughput(bodies, min_time, |h| cleaner.clean(h).to_string().len());
+        println!(
+            "with base URL: sanitize_html: {ours:.1} MB/s; ammonia (RewriteWithBase): {ammonia:.1} MB/s; ratio {:.1}x",
+            ours / ammonia
+        );
+    }
     let ours_text = throughput(bodies, min_time, |h| html_to_plain_text(h).len());
     let html2text = throughput(bodies, min_time, |h| {
         html2text::from_read(h.as_bytes(), usize::MAX >> 2)
