@@ -192,7 +192,12 @@ fn resolve_reference(base: &url::Url, reference: &str) -> Option<String> {
         Some((path, query)) => (path, Some(query)),
         None => (rest, None),
     };
-    let prefix = &base[..url::Position::BeforePath];
+    // `scheme://authority`: the serialisation without path, query and fragment.
+    let serialised = base.as_str();
+    let tail = base.path().len()
+        + base.query().map_or(0, |q| q.len() + 1)
+        + base.fragment().map_or(0, |f| f.len() + 1);
+    let prefix = serialised.get(..serialised.len().checked_sub(tail)?)?;
     let mut out = String::with_capacity(prefix.len() + base.path().len() + reference.len());
     out.push_str(prefix);
     if path.is_empty() {
