@@ -8,6 +8,12 @@
 
 pub mod date;
 pub mod entities;
+mod html_allowlists;
+#[cfg(test)]
+mod html_conformance_tests;
+mod html_entity_table;
+mod html_name_set;
+mod html_tokenizer;
 pub mod model;
 pub mod sanitize;
 
