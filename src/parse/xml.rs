@@ -564,8 +564,7 @@ impl<'u> FeedReader<'u> {
         let attr = |k: &str| find_attr(attrs, k);
         match (ns, local) {
             (Ns::Core, "rss") => {
-                if self.out.format == FeedFormat::Unknown
-                    || matches!(self.out.format, FeedFormat::Rss10 | FeedFormat::Rss090)
+                // The root element decides; an Atom namespace declared on it does not.
                 {
                     let v = attr("version").unwrap_or("").trim();
                     self.out.format = match v {
