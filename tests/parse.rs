@@ -26,7 +26,8 @@ fn fixture(name: &str) -> ParsedFeed {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-const FIRST_TITLE: &str = "Project News: Workshop on “Harnessing Migration for Rural Development \" organised by MIEUX";
+const FIRST_TITLE: &str =
+    "Project News: Workshop on “Harnessing Migration for Rural Development \" organised by MIEUX";
 const FIRST_LINK: &str = "https://www.icmpd.org//news-centre/news-detail/project-news-workshop-on-harnessing-migration-for-rural-development-organised-by-mieux/";
 
 #[test]
@@ -39,7 +40,10 @@ fn icmpd_rss_has_every_item_with_exact_fields() {
     assert_eq!(f.feed.description.as_deref(), Some("NEWS CENTRE"));
     assert_eq!(f.feed.link.as_deref(), Some("https://www.icmpd.org/"));
     assert_eq!(f.feed.language.as_deref(), Some("en"));
-    assert_eq!(f.feed.generator.as_deref(), Some("TYPO3 - get.content.right"));
+    assert_eq!(
+        f.feed.generator.as_deref(),
+        Some("TYPO3 - get.content.right")
+    );
     let img = f.feed.image.as_ref().expect("channel image");
     assert_eq!(
         img.url.as_deref(),
@@ -63,7 +67,10 @@ fn icmpd_rss_has_every_item_with_exact_fields() {
         .as_deref()
         .is_some_and(|s| s.ends_with("supporting the Ecuadorian...")));
     let content = first.content_html.as_deref().unwrap_or("");
-    assert!(content.starts_with("<p>The second of a series"), "{content}");
+    assert!(
+        content.starts_with("<p>The second of a series"),
+        "{content}"
+    );
     assert_eq!(first.categories[0].term.as_deref(), Some("Project News"));
     let last = &f.items[9];
     assert_eq!(
@@ -93,8 +100,14 @@ fn icmpd_variants_carry_the_same_items() {
         for (a, b) in rss.items.iter().zip(&v.items) {
             assert_eq!(a.title, b.title, "{name}");
             assert_eq!(a.published, b.published, "{name}");
-            let want = a.link.as_deref().map(|l| l.replace("icmpd.org//", "icmpd.org/"));
-            let got = b.link.as_deref().map(|l| l.replace("icmpd.org//", "icmpd.org/"));
+            let want = a
+                .link
+                .as_deref()
+                .map(|l| l.replace("icmpd.org//", "icmpd.org/"));
+            let got = b
+                .link
+                .as_deref()
+                .map(|l| l.replace("icmpd.org//", "icmpd.org/"));
             assert_eq!(want, got, "{name}");
         }
     }
@@ -127,7 +140,10 @@ fn icmpd_entities_variant_is_recovered_and_bozo() {
     let s = f.items[0].summary_html.as_deref().unwrap_or("");
     assert!(s.contains("é"), "{s}");
     assert!(s.contains("R&amp;D"), "{s}");
-    assert!(f.items.iter().any(|i| i.title.as_deref().is_some_and(|t| t.contains('–'))));
+    assert!(f
+        .items
+        .iter()
+        .any(|i| i.title.as_deref().is_some_and(|t| t.contains('–'))));
 }
 
 #[test]
@@ -153,7 +169,10 @@ fn icmpd_2021_listing() {
         f.items[0].published.map(|d| d.to_rfc3339()),
         Some("2021-08-13T08:00:00+00:00".into())
     );
-    assert_eq!(f.items[1].categories[0].term.as_deref(), Some("Project News"));
+    assert_eq!(
+        f.items[1].categories[0].term.as_deref(),
+        Some("Project News")
+    );
 }
 
 // ---------------------------------------------------------------- hostile documents
@@ -265,7 +284,10 @@ fn not_a_feed_is_a_clear_error() {
         parse_bytes(b"<html><body>hi</body></html>", None),
         Err(ParseError::NotAFeed(_))
     ));
-    assert!(matches!(parse_bytes(b"{\"a\": ", None), Err(ParseError::Json(_))));
+    assert!(matches!(
+        parse_bytes(b"{\"a\": ", None),
+        Err(ParseError::Json(_))
+    ));
 }
 
 // ---------------------------------------------------------------- the whole corpus
@@ -301,7 +323,8 @@ fn every_corpus_file_parses_or_errors() {
         };
         let body = std::fs::read(dir.join(file)).unwrap_or_default();
         let t = Instant::now();
-        let result = std::panic::catch_unwind(|| parse_bytes(&body, Some("http://example.org/feed")));
+        let result =
+            std::panic::catch_unwind(|| parse_bytes(&body, Some("http://example.org/feed")));
         let took = t.elapsed();
         match result {
             Ok(Ok(_)) => ok += 1,

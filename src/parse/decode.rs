@@ -106,12 +106,7 @@ fn decode_utf32(body: &[u8], big_endian: bool) -> Option<String> {
     }
     let mut out = String::with_capacity(body.len() / 4);
     for ch in body.chunks_exact(4) {
-        let b = [
-            *ch.first()?,
-            *ch.get(1)?,
-            *ch.get(2)?,
-            *ch.get(3)?,
-        ];
+        let b = [*ch.first()?, *ch.get(1)?, *ch.get(2)?, *ch.get(3)?];
         let v = if big_endian {
             u32::from_be_bytes(b)
         } else {
@@ -211,9 +206,13 @@ pub(crate) fn decode<'a>(
     };
 
     let mut candidates: Vec<String> = vec![proposed.clone()];
-    for c in [xml_encoding.clone(), Some("utf-8".into()), Some("windows-1252".into())]
-        .into_iter()
-        .flatten()
+    for c in [
+        xml_encoding.clone(),
+        Some("utf-8".into()),
+        Some("windows-1252".into()),
+    ]
+    .into_iter()
+    .flatten()
     {
         if !candidates.contains(&c) {
             candidates.push(c);
@@ -238,7 +237,9 @@ pub(crate) fn decode<'a>(
     Decoded {
         text: Cow::Owned(text.into_owned()),
         encoding: "windows-1252".into(),
-        bozo: Some(format!("document declared as {proposed} but is not valid in it")),
+        bozo: Some(format!(
+            "document declared as {proposed} but is not valid in it"
+        )),
     }
 }
 
@@ -259,13 +260,21 @@ mod tests {
 
     #[test]
     fn text_xml_defaults_to_ascii() {
-        let d = decode(b"<?xml version='1.0' encoding='iso-8859-1'?><rss/>", Some("text/xml"), true);
+        let d = decode(
+            b"<?xml version='1.0' encoding='iso-8859-1'?><rss/>",
+            Some("text/xml"),
+            true,
+        );
         assert_eq!(d.encoding, "us-ascii");
     }
 
     #[test]
     fn wrong_declaration_falls_back_and_is_bozo() {
-        let d = decode(b"<?xml version='1.0' encoding='utf-8'?><rss>caf\xe9</rss>", None, false);
+        let d = decode(
+            b"<?xml version='1.0' encoding='utf-8'?><rss>caf\xe9</rss>",
+            None,
+            false,
+        );
         assert_eq!(d.encoding, "windows-1252");
         assert!(d.text.contains("café"));
         assert!(d.bozo.is_some());

@@ -139,11 +139,10 @@ pub(crate) fn parse_json(
     if let Some(l) = str_of(m, "language") {
         f.language = Some(l.to_string());
     }
-    if let Some(hub) = m
-        .get("hubs")
-        .and_then(Value::as_array)
-        .and_then(|h| h.iter().find_map(|x| x.as_object().and_then(|o| str_of(o, "url"))))
-    {
+    if let Some(hub) = m.get("hubs").and_then(Value::as_array).and_then(|h| {
+        h.iter()
+            .find_map(|x| x.as_object().and_then(|o| str_of(o, "url")))
+    }) {
         f.hub = Some(hub.to_string());
     }
     f.authors = authors(m);

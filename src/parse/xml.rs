@@ -38,7 +38,8 @@ enum Ns {
 fn ns_from_uri(uri: &str) -> Ns {
     let u = uri.trim().to_ascii_lowercase();
     match u.as_str() {
-        "" | "http://www.w3.org/2005/atom"
+        ""
+        | "http://www.w3.org/2005/atom"
         | "http://purl.org/atom/ns#"
         | "http://purl.org/rss/1.0/"
         | "http://my.netscape.com/rdf/simple/0.9/"
@@ -53,9 +54,8 @@ fn ns_from_uri(uri: &str) -> Ns {
         "http://purl.org/dc/elements/1.1/" => Ns::Dc,
         "http://purl.org/dc/terms/" => Ns::Dcterms,
         "http://search.yahoo.com/mrss" | "http://search.yahoo.com/mrss/" => Ns::Media,
-        "http://www.itunes.com/dtds/podcast-1.0.dtd" | "http://example.com/dtds/podcast-1.0.dtd" => {
-            Ns::Itunes
-        }
+        "http://www.itunes.com/dtds/podcast-1.0.dtd"
+        | "http://example.com/dtds/podcast-1.0.dtd" => Ns::Itunes,
         "http://www.w3.org/1999/xhtml" => Ns::Xhtml,
         "http://www.w3.org/1999/02/22-rdf-syntax-ns#" => Ns::Rdf,
         _ if u.contains("backend.userland.com/rss") => Ns::Core,
@@ -284,6 +284,8 @@ impl<'u> FeedReader<'u> {
         let mut errors = 0u32;
         let mut last_error_pos = u64::MAX;
         loop {
+            let depth = self.stack.len();
+            let at_top = self.cap.as_ref().is_some_and(|c| c.depth == depth);
             match reader.read_event() {
                 Ok(Event::Start(e)) => self.start(&e, false)?,
                 Ok(Event::Empty(e)) => self.start(&e, true)?,
@@ -295,13 +297,13 @@ impl<'u> FeedReader<'u> {
                 Ok(Event::Text(t)) => {
                     if let Some(cap) = self.cap.as_mut() {
                         let raw = std::str::from_utf8(&t).unwrap_or("");
-                        push_text(cap, raw);
+                        push_text(cap, raw, at_top);
                     }
                 }
                 Ok(Event::CData(t)) => {
                     if let Some(cap) = self.cap.as_mut() {
                         let raw = std::str::from_utf8(&t).unwrap_or("");
-                        push_text(cap, raw);
+                        push_text(cap, raw, at_top);
                     }
                 }
                 Ok(Event::GeneralRef(r)) => {
@@ -320,7 +322,7 @@ impl<'u> FeedReader<'u> {
                     }
                     if let Some(cap) = self.cap.as_mut() {
                         match resolved {
-                            Some((t, _)) => push_text(cap, &t),
+                            Some((t, _)) => push_text(cap, &t, at_top),
                             None => {
                                 let lit = format!("&{name};");
                                 if is_xhtml(&cap.ctype) {
@@ -410,7 +412,10 @@ impl<'u> FeedReader<'u> {
             };
             let (value, bozo) = unescape(raw);
             if bozo {
-                set_bozo(&mut self.out, format!("bad entity reference in attribute {key}"));
+                set_bozo(
+                    &mut self.out,
+                    format!("bad entity reference in attribute {key}"),
+                );
             }
             if let Some(p) = key.strip_prefix("xmlns:") {
                 self.prefixes.push((p.to_string(), ns_from_uri(&value)));
@@ -498,7 +503,9 @@ impl<'u> FeedReader<'u> {
                 if !prefix.is_empty() && !attrs.iter().any(|(k, _)| *k == "xmlns") {
                     match local_lower {
                         "svg" => cap.buf.push_str(" xmlns=\"http://www.w3.org/2000/svg\""),
-                        "math" => cap.buf.push_str(" xmlns=\"http://www.w3.org/1998/Math/MathML\""),
+                        "math" => cap
+                            .buf
+                            .push_str(" xmlns=\"http://www.w3.org/1998/Math/MathML\""),
                         _ => {}
                     }
                 }
@@ -587,12 +594,9 @@ impl<'u> FeedReader<'u> {
                     _ => FeedFormat::Atom,
                 };
             }
-            (Ns::Core, "channel") => {
-                if self.out.format == FeedFormat::Unknown {
-                    self.out.format = FeedFormat::Cdf;
-                }
+            (Ns::Core, "channel") if self.out.format == FeedFormat::Unknown => {
+                self.out.format = FeedFormat::Cdf;
             }
-            (Ns::Rdf, "rdf") => {}
             _ => {}
         }
         for (k, v) in attrs {
@@ -608,7 +612,11 @@ impl<'u> FeedReader<'u> {
     fn is_atom(&self) -> bool {
         matches!(
             self.out.format,
-            FeedFormat::Atom | FeedFormat::Atom01 | FeedFormat::Atom02 | FeedFormat::Atom03 | FeedFormat::Atom10
+            FeedFormat::Atom
+                | FeedFormat::Atom01
+                | FeedFormat::Atom02
+                | FeedFormat::Atom03
+                | FeedFormat::Atom10
         )
     }
 
@@ -622,7 +630,9 @@ impl<'u> FeedReader<'u> {
         } else {
             field.holds_markup()
         };
-        let scheme = attr("domain").or_else(|| attr("scheme")).map(str::to_string);
+        let scheme = attr("domain")
+            .or_else(|| attr("scheme"))
+            .map(str::to_string);
         self.cap = Some(Capture {
             field,
             depth: self.stack.len(),
@@ -697,16 +707,14 @@ impl<'u> FeedReader<'u> {
                     }
                 }
             }
-            (Ns::Core, "channel") | (Ns::Core, "feed") => {
-                if self.out.format == FeedFormat::Cdf {
-                    if let Some(h) = attr("href") {
-                        let h = self.resolve(h);
-                        self.out.feed.links.push(alternate_link(h.clone()));
-                        self.out.feed.link = Some(h);
-                    }
-                    if let Some(d) = attr("lastmod") {
-                        self.out.feed.updated = parse_date(d);
-                    }
+            (Ns::Core, "channel") if self.out.format == FeedFormat::Cdf => {
+                if let Some(h) = attr("href") {
+                    let h = self.resolve(h);
+                    self.out.feed.links.push(alternate_link(h.clone()));
+                    self.out.feed.link = Some(h);
+                }
+                if let Some(d) = attr("lastmod") {
+                    self.out.feed.updated = parse_date(d);
                 }
             }
             (Ns::Core, "image") if !in_entry => {
@@ -743,7 +751,12 @@ impl<'u> FeedReader<'u> {
             }
             (Ns::Itunes, "summary") | (Ns::Media, "description") => {
                 if in_entry {
-                    if self.out.items.last().is_some_and(|e| e.summary_html.is_none()) {
+                    if self
+                        .out
+                        .items
+                        .last()
+                        .is_some_and(|e| e.summary_html.is_none())
+                    {
                         self.begin(Field::Summary, "text/plain", attrs)
                     }
                 } else if self.out.feed.description.is_none() {
@@ -958,7 +971,10 @@ impl<'u> FeedReader<'u> {
             title: attr("title").map(str::to_string),
             length: attr("length").map(str::to_string),
         };
-        let is_html = matches!(map_content_type(&mime).as_str(), "text/html" | "application/xhtml+xml");
+        let is_html = matches!(
+            map_content_type(&mime).as_str(),
+            "text/html" | "application/xhtml+xml"
+        );
         if let Some(en) = self.entry() {
             if rel == "enclosure" {
                 en.enclosures.push(Enclosure {
@@ -997,7 +1013,10 @@ impl<'u> FeedReader<'u> {
                     self.pop_one();
                 }
             }
-            None => set_bozo(&mut self.out, format!("end tag </{qname}> without a start tag")),
+            None => set_bozo(
+                &mut self.out,
+                format!("end tag </{qname}> without a start tag"),
+            ),
         }
     }
 
@@ -1025,7 +1044,8 @@ impl<'u> FeedReader<'u> {
             if depth > cap.depth {
                 let qname = self.names.get(open.name.0..open.name.1).unwrap_or("");
                 let local = qname.rsplit(':').next().unwrap_or(qname);
-                if cap.field.holds_markup() && !(local.eq_ignore_ascii_case("div") && !cap.ctype.ends_with("xml")) {
+                let skipped_div = local.eq_ignore_ascii_case("div") && !cap.ctype.ends_with("xml");
+                if cap.field.holds_markup() && !skipped_div {
                     if depth == cap.depth + 1 {
                         if let DivWrap::Open(start) = cap.div {
                             cap.div = DivWrap::Closed(start, cap.buf.len());
@@ -1069,9 +1089,9 @@ impl<'u> FeedReader<'u> {
 
     fn finish_person(&mut self) {
         // Drop a person construct that ended up empty.
-        let empty = self
-            .person()
-            .is_some_and(|p| p.name.is_none() && p.email.is_none() && p.uri.is_none() && p.raw.is_none());
+        let empty = self.person().is_some_and(|p| {
+            p.name.is_none() && p.email.is_none() && p.uri.is_none() && p.raw.is_none()
+        });
         if empty {
             if self.scope.in_entry {
                 if let Some(e) = self.out.items.last_mut() {
@@ -1116,7 +1136,8 @@ impl<'u> FeedReader<'u> {
             let mut ctype = ctype;
             if base64 {
                 let compact: String = value.split_ascii_whitespace().collect();
-                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
+                if let Ok(bytes) =
+                    base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
                 {
                     if let Ok(s) = String::from_utf8(bytes) {
                         value = s;
@@ -1162,7 +1183,10 @@ impl<'u> FeedReader<'u> {
             }
             Field::Id | Field::Guid => {
                 let permalink = field == Field::Guid
-                    && self.entry().and_then(|e| e.id_is_permalink).unwrap_or(false);
+                    && self
+                        .entry()
+                        .and_then(|e| e.id_is_permalink)
+                        .unwrap_or(false);
                 let v = if permalink {
                     Self::resolve_with(base.as_ref(), &value)
                 } else {
@@ -1318,11 +1342,7 @@ impl<'u> FeedReader<'u> {
                 }
                 Field::Summary => en.summary_html = Some(value),
                 Field::Rights => en.rights = Some(value),
-                Field::Content => {
-                    if en.content_html.is_none() {
-                        en.content_html = Some(value);
-                    }
-                }
+                Field::Content if en.content_html.is_none() => en.content_html = Some(value),
                 _ => {}
             }
         } else {
@@ -1343,11 +1363,11 @@ impl<'u> FeedReader<'u> {
     }
 }
 
-fn push_text(cap: &mut Capture, raw: &str) {
+fn push_text(cap: &mut Capture, raw: &str, at_top: bool) {
     if raw.is_empty() {
         return;
     }
-    if !raw.trim().is_empty() && cap.depth + 1 <= cap.depth + 1 {
+    if at_top && !raw.trim().is_empty() {
         // Non-whitespace text at the top level of xhtml content means no wrapping div.
         if let DivWrap::Closed(..) = cap.div {
             cap.div = DivWrap::No;
@@ -1393,8 +1413,20 @@ fn map_content_type(t: &str) -> String {
 fn is_void(tag: &str) -> bool {
     matches!(
         tag,
-        "area" | "base" | "br" | "col" | "embed" | "hr" | "img" | "input" | "link" | "meta"
-            | "param" | "source" | "track" | "wbr"
+        "area"
+            | "base"
+            | "br"
+            | "col"
+            | "embed"
+            | "hr"
+            | "img"
+            | "input"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
     )
 }
 
@@ -1440,7 +1472,20 @@ pub(crate) fn resolve_url(base: Option<&Url>, href: &str) -> String {
     }
     match base {
         Some(b) => match b.join(href) {
-            Ok(u) if matches!(u.scheme(), "http" | "https" | "ftp" | "file" | "mailto" | "magnet" | "feed" | "urn" | "tag") => {
+            Ok(u)
+                if matches!(
+                    u.scheme(),
+                    "http"
+                        | "https"
+                        | "ftp"
+                        | "file"
+                        | "mailto"
+                        | "magnet"
+                        | "feed"
+                        | "urn"
+                        | "tag"
+                ) =>
+            {
                 u.to_string()
             }
             Ok(_) => String::new(),
@@ -1475,8 +1520,15 @@ fn split_person(s: &str) -> Person {
             while e.ends_with('.') {
                 e.pop();
             }
-            let rest = format!("{}{}", s.get(..start).unwrap_or(""), s.get(start + e.len()..).unwrap_or(""));
-            let rest = rest.replace("()", "").replace("<>", "").replace("&lt;&gt;", "");
+            let rest = format!(
+                "{}{}",
+                s.get(..start).unwrap_or(""),
+                s.get(start + e.len()..).unwrap_or("")
+            );
+            let rest = rest
+                .replace("()", "")
+                .replace("<>", "")
+                .replace("&lt;&gt;", "");
             let mut r = rest.trim();
             r = r.strip_prefix('(').unwrap_or(r);
             r = r.strip_suffix(')').unwrap_or(r);
@@ -1508,6 +1560,9 @@ mod tests {
 
     #[test]
     fn query_entities_are_repaired() {
-        assert_eq!(fix_query_entities("http://x/?a=1&b;=2"), "http://x/?a=1&b=2");
+        assert_eq!(
+            fix_query_entities("http://x/?a=1&b;=2"),
+            "http://x/?a=1&b=2"
+        );
     }
 }
