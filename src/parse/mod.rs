@@ -9,6 +9,11 @@
 pub mod date;
 mod decode;
 pub mod entities;
+mod html_allowlists;
+#[cfg(test)]
+mod html_conformance_tests;
+mod html_entity_table;
+mod html_tokenizer;
 mod json;
 pub mod model;
 pub mod sanitize;
