@@ -842,3 +842,84 @@ fn near_duplicate_threshold_on_fixture_pairs() {
         recall * 100.0
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real documents through the real parser
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/ingest/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn icmpd_feed_without_guids_ingests_by_canonical_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let icmpd = FeedSettings {
+        url: "https://www.icmpd.org/news-centre/rss/".into(),
+        programmes: vec!["migration-development".into()],
+        ..feed("icmpd-news")
+    };
+    let body = fixture("icmpd-news.xml");
+    let r = ingest_document(
+        &store,
+        &icmpd,
+        &body,
+        None,
+        Some("application/rss+xml"),
+        &classify,
+        t0(),
+    );
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(
+        (r.entries, r.inserted, r.id_basis),
+        (3, 3, Some(IdBasis::Link))
+    );
+    let items = store
+        .latest(&Scope::Feed(FeedId("icmpd-news".into())), None, 10)
+        .unwrap()
+        .items;
+    for i in &items {
+        let link = i.link.as_deref().unwrap();
+        assert!(
+            link.starts_with("https://www.icmpd.org/news-centre/news-detail/"),
+            "{link}"
+        );
+        assert!(
+            i.labels.has("migration-development"),
+            "feed default programme"
+        );
+        assert!(!i.title.is_empty() && !i.summary_text.contains('<'));
+    }
+    let again = ingest_document(
+        &store,
+        &icmpd,
+        &body,
+        None,
+        Some("application/rss+xml"),
+        &classify,
+        t0() + Duration::hours(1),
+    );
+    assert_eq!(
+        (again.inserted, again.updated, again.skipped),
+        (0, 0, 3),
+        "{again}"
+    );
+    // A partner's Atom feed republishing one story with tracking parameters merges into it.
+    let partner = feed("partner-news");
+    let r = ingest_document(
+        &store,
+        &partner,
+        &fixture("partner-news.xml"),
+        None,
+        None,
+        &classify,
+        t0() + Duration::hours(2),
+    );
+    assert_eq!((r.entries, r.inserted, r.merged), (2, 1, 1), "{r}");
+    assert_eq!(store.item_count(), 4);
+    assert!(store.verify().unwrap().problems.is_empty());
+}
