@@ -131,6 +131,23 @@ impl Classifier {
             .collect();
         let s = &taxonomy.settings;
         let model = (!training.is_empty()).then(|| {
+            // Each programme's own name and description is one more positive example: it
+            // anchors the model in the taxonomy's wording when the labelled set is small.
+            let descriptions = programmes
+                .iter()
+                .filter_map(|&i| taxonomy.labels.get(i))
+                .map(|def| Example {
+                    fields: [
+                        (def.name.as_str(), s.title_weight),
+                        (def.description.as_str(), s.summary_weight),
+                        ("", s.content_weight),
+                    ],
+                    targets: programmes
+                        .iter()
+                        .filter_map(|&i| taxonomy.labels.get(i))
+                        .map(|l| Some(l.id == def.id))
+                        .collect(),
+                });
             let examples: Vec<Example<'_>> = training
                 .iter()
                 .map(|item| Example {
@@ -153,6 +170,7 @@ impl Classifier {
                         })
                         .collect(),
                 })
+                .chain(descriptions)
                 .collect();
             Model::train(&examples, programmes.len())
         });

@@ -125,6 +125,15 @@ impl PhraseRules {
         let Some(first) = words.first().copied() else {
             return;
         };
+        // "refugee" and "refugees" compile to the same words; keep the first, so one mention
+        // is not counted twice.
+        if self
+            .phrases
+            .iter()
+            .any(|p| p.label == label && p.words == words && p.weight.signum() == weight.signum())
+        {
+            return;
+        }
         let index = u32::try_from(self.phrases.len()).unwrap_or(u32::MAX);
         match first {
             Needle::Exact(h) => self.by_exact.entry(h).or_default().push(index),
@@ -204,7 +213,7 @@ impl PhraseRules {
             return None;
         }
         Some(if hit.count > 1 {
-            format!("\"{}\" in {} ×{}", p.text, hit.field.as_str(), hit.count)
+            format!("\"{}\" ×{}, in {}", p.text, hit.count, hit.field.as_str())
         } else {
             format!("\"{}\" in {}", p.text, hit.field.as_str())
         })

@@ -273,12 +273,14 @@ impl Taxonomy {
                 "programme" => LabelKind::Programme,
                 "initiative" => LabelKind::Initiative,
                 "region" => LabelKind::Region,
-                other => return Err(cx.err(
-                    &l.kind,
-                    format!(
+                other => {
+                    return Err(cx.err(
+                        &l.kind,
+                        format!(
                         "label.kind {other:?} of {id:?} must be programme, initiative or region"
                     ),
-                )),
+                    ))
+                }
             };
             if l.name.get_ref().trim().is_empty() {
                 return Err(cx.err(&l.name, format!("label.name of {id:?} is empty")));
