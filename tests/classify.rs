@@ -423,7 +423,10 @@ fn cli_classifies_json_lines_and_reports_bad_lines() {
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(lines[0]["id"], "a");
     assert_eq!(lines[0]["programmes"][0]["id"], "border-management-visa");
-    assert!(!lines[0]["programmes"][0]["why"].as_array().unwrap().is_empty());
+    assert!(!lines[0]["programmes"][0]["why"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     assert_eq!(lines[0]["regions"][0]["id"], "eastern-europe-central-asia");
     assert_eq!(lines[1]["id"], 7);
     assert_eq!(lines[1]["programmes"].as_array().unwrap().len(), 0);

@@ -67,6 +67,15 @@ const EVIDENCE_SCALE: f32 = 2.5;
 const MAX_REASONS: usize = 5;
 /// Model terms named per label.
 const MODEL_TERMS: usize = 4;
+/// The model names its terms for a programme from this probability on.
+const MODEL_EXPLAIN_FROM: f32 = 0.5;
+
+/// An item's fields split into words (title, summary, text) and the phrases found in them.
+#[derive(Default)]
+struct Scanned {
+    words: [Vec<Word>; 3],
+    hits: Vec<Hit>,
+}
 
 fn confidence(evidence: f32) -> f32 {
     1.0 - (-evidence / EVIDENCE_SCALE).exp()
@@ -234,35 +243,34 @@ impl Classifier {
         ]
     }
 
-    /// Every phrase hit and the title's words.
-    fn scan(&self, text: &ItemText<'_>) -> (Vec<Hit>, Vec<Word>) {
+    /// Splits the fields into words once and finds every phrase.
+    fn scan(&self, text: &ItemText<'_>) -> Scanned {
         let mut buf = String::new();
-        let mut words = Vec::new();
-        let mut hits = Vec::new();
-        let mut title_words = Vec::new();
-        for (t, weight, field) in self.fields(text) {
-            words.clear();
-            words_into(t, &mut buf, &mut words);
-            self.rules.scan(&words, field, weight, &mut hits);
-            if field == Field::Title {
-                title_words.clone_from(&words);
-            }
+        let mut scanned = Scanned::default();
+        for ((t, weight, field), words) in self.fields(text).into_iter().zip(&mut scanned.words) {
+            words_into(t, &mut buf, words);
+            self.rules.scan(words, field, weight, &mut scanned.hits);
         }
-        (hits, title_words)
+        scanned
     }
 
-    fn model_scores(&self, text: &ItemText<'_>, terms: usize) -> Option<Vec<model::ClassScore>> {
+    fn model_scores(&self, scanned: &Scanned, terms: usize) -> Option<Vec<model::ClassScore>> {
         let model = self.model.as_ref()?;
-        let f = self.fields(text);
-        let fields = f.map(|(t, w, _)| (t, w));
-        Some(model.predict(&fields, terms))
+        let s = &self.taxonomy.settings;
+        let [title, summary, content] = &scanned.words;
+        let fields = [
+            (title.as_slice(), s.title_weight),
+            (summary.as_slice(), s.summary_weight),
+            (content.as_slice(), s.content_weight),
+        ];
+        Some(model.predict(&fields, terms, MODEL_EXPLAIN_FROM))
     }
 
     /// The raw programme signals of one item (for tuning the combination).
     pub fn programme_signals(&self, text: &ItemText<'_>) -> ProgrammeSignals {
-        let (hits, title_words) = self.scan(text);
+        let scanned = self.scan(text);
         let mut evidence = Vec::new();
-        self.rules.evidence(&hits, &mut evidence);
+        self.rules.evidence(&scanned.hits, &mut evidence);
         ProgrammeSignals {
             rule_confidence: self
                 .programmes
@@ -270,23 +278,28 @@ impl Classifier {
                 .map(|&i| confidence(evidence.get(i).copied().unwrap_or(0.0)))
                 .collect(),
             model_probability: self
-                .model_scores(text, 0)
+                .model_scores(&scanned, 0)
                 .map(|s| s.into_iter().map(|c| c.probability).collect()),
-            suppressed: self.no_programme.any_in(&title_words),
+            suppressed: {
+                let [title_words, _, _] = &scanned.words;
+                self.no_programme.any_in(title_words)
+            },
         }
     }
 
     /// Classifies one item. `feed_defaults` are the feed's configured label ids; each is given
     /// with score 1 and the reason "feed default".
     pub fn classify(&self, text: &ItemText<'_>, feed_defaults: &[String]) -> Labels {
-        let (hits, title_words) = self.scan(text);
+        let scanned = self.scan(text);
+        let hits = &scanned.hits;
         let mut evidence = Vec::new();
-        self.rules.evidence(&hits, &mut evidence);
-        let suppressed = self.no_programme.any_in(&title_words);
+        self.rules.evidence(hits, &mut evidence);
+        let [title_words, _, _] = &scanned.words;
+        let suppressed = self.no_programme.any_in(title_words);
         let model = if suppressed {
             None
         } else {
-            self.model_scores(text, MODEL_TERMS)
+            self.model_scores(&scanned, MODEL_TERMS)
         };
         let s = &self.taxonomy.settings;
         let mut labels = Labels {
@@ -309,7 +322,7 @@ impl Classifier {
                         continue;
                     }
                     let terms = m
-                        .filter(|m| m.probability >= 0.5 && self.rule_share < 1.0)
+                        .filter(|m| m.probability >= MODEL_EXPLAIN_FROM && self.rule_share < 1.0)
                         .map(|m| m.top_terms.clone());
                     (score, terms)
                 }

@@ -6,7 +6,7 @@
 //! zero, fixed steps) and takes milliseconds; prediction allocates one small vector per item.
 //! It must never read files: the caller hands it the training items.
 
-use super::words::{for_each_word, hash_str, pair_hash, WordMap};
+use super::words::{for_each_word, hash_str, pair_hash, Word, WordMap};
 
 /// Words too common to carry meaning.
 const STOPWORDS: &[&str] = &[
@@ -60,10 +60,6 @@ fn stop_table() -> WordMap<()> {
     STOPWORDS.iter().map(|w| (hash_str(w), ())).collect()
 }
 
-fn keep(norm: &str) -> bool {
-    norm.chars().count() >= 2 && !norm.chars().all(|c| c.is_ascii_digit())
-}
-
 /// Calls `f(feature_hash, readable_term, weight)` for each unigram and bigram of the fields.
 fn each_feature(
     stop: &WordMap<()>,
@@ -78,7 +74,7 @@ fn each_feature(
         let mut prev: Option<u64> = None;
         let mut prev_text = String::new();
         for_each_word(text, buf, |_, norm, w| {
-            if stop.contains_key(&w.norm) || !keep(norm) {
+            if !w.plain || stop.contains_key(&w.norm) {
                 prev = None;
                 return;
             }
@@ -113,7 +109,7 @@ impl Model {
                 });
                 row.push((id, fw));
             });
-            let row = merge(row);
+            merge(&mut row);
             for &(id, _) in &row {
                 if let Some(d) = df.get_mut(id as usize) {
                     *d += 1;
@@ -126,7 +122,9 @@ impl Model {
             .iter()
             .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
             .collect();
-        let rows: Vec<Vec<(u32, f32)>> = rows.into_iter().map(|r| tfidf(r, &idf)).collect();
+        for r in &mut rows {
+            tfidf(r, &idf);
+        }
 
         let features = terms.len();
         let mut weights = vec![0.0f32; features * classes];
@@ -194,47 +192,84 @@ impl Model {
         }
     }
 
-    /// The TF-IDF vector of weighted fields (feature ids sorted, length 1).
-    fn vector(&self, fields: &[(&str, f32)], buf: &mut String) -> Vec<(u32, f32)> {
-        let mut row = Vec::new();
-        each_feature(&self.stop, fields, buf, |h, _, fw| {
-            if let Some(&id) = self.vocab.get(&h) {
-                row.push((id, fw));
+    /// The TF-IDF vector of already split fields (feature ids sorted, length 1). Uses exactly
+    /// the features training used: plain non-stopwords and pairs of adjacent ones.
+    fn vector(&self, fields: &[(&[Word], f32)], row: &mut Vec<(u32, f32)>) {
+        row.clear();
+        for &(words, fw) in fields {
+            if fw <= 0.0 {
+                continue;
             }
-        });
-        tfidf(merge(row), &self.idf)
-    }
-
-    /// Probability per class, with the top `terms` terms that raised each.
-    pub fn predict(&self, fields: &[(&str, f32)], terms: usize) -> Vec<ClassScore> {
-        let mut buf = String::new();
-        let x = self.vector(fields, &mut buf);
-        (0..self.classes)
-            .map(|c| {
-                let mut z = self.bias.get(c).copied().unwrap_or(0.0);
-                let mut contrib: Vec<(f32, u32)> = Vec::new();
-                for &(f, v) in &x {
-                    let wv = self
-                        .weights
-                        .get(f as usize * self.classes + c)
-                        .copied()
-                        .unwrap_or(0.0)
-                        * v;
-                    z += wv;
-                    if terms > 0 && wv > 0.0 {
-                        contrib.push((wv, f));
+            let mut prev: Option<u64> = None;
+            for w in words {
+                if !w.plain || self.stop.contains_key(&w.norm) {
+                    prev = None;
+                    continue;
+                }
+                if let Some(&id) = self.vocab.get(&w.norm) {
+                    row.push((id, fw));
+                }
+                if let Some(ph) = prev {
+                    if let Some(&id) = self.vocab.get(&pair_hash(ph, w.norm)) {
+                        row.push((id, fw));
                     }
                 }
-                contrib.sort_by(|a, b| b.0.total_cmp(&a.0));
+                prev = Some(w.norm);
+            }
+        }
+        merge(row);
+        tfidf(row, &self.idf);
+    }
+
+    /// Probability per class for already split fields; classes whose probability reaches
+    /// `explain_from` also get the top `terms` terms that raised them.
+    pub fn predict(
+        &self,
+        fields: &[(&[Word], f32)],
+        terms: usize,
+        explain_from: f32,
+    ) -> Vec<ClassScore> {
+        let mut x = Vec::new();
+        self.vector(fields, &mut x);
+        let mut z: Vec<f32> = self.bias.clone();
+        for &(f, v) in &x {
+            let base = f as usize * self.classes;
+            if let Some(ws) = self.weights.get(base..base + self.classes) {
+                for (zc, wc) in z.iter_mut().zip(ws) {
+                    *zc += wc * v;
+                }
+            }
+        }
+        z.iter()
+            .enumerate()
+            .map(|(c, &zc)| {
+                let probability = sigmoid(zc);
+                let top_terms = if terms > 0 && probability >= explain_from {
+                    self.top_terms(&x, c, terms)
+                } else {
+                    Vec::new()
+                };
                 ClassScore {
-                    probability: sigmoid(z),
-                    top_terms: contrib
-                        .iter()
-                        .take(terms)
-                        .filter_map(|&(_, f)| self.terms.get(f as usize).cloned())
-                        .collect(),
+                    probability,
+                    top_terms,
                 }
             })
+            .collect()
+    }
+
+    fn top_terms(&self, x: &[(u32, f32)], class: usize, terms: usize) -> Vec<String> {
+        let mut contrib: Vec<(f32, u32)> = x
+            .iter()
+            .filter_map(|&(f, v)| {
+                let wv = self.weights.get(f as usize * self.classes + class)? * v;
+                (wv > 0.0).then_some((wv, f))
+            })
+            .collect();
+        contrib.sort_by(|a, b| b.0.total_cmp(&a.0));
+        contrib
+            .iter()
+            .take(terms)
+            .filter_map(|&(_, f)| self.terms.get(f as usize).cloned())
             .collect()
     }
 
@@ -244,31 +279,27 @@ impl Model {
     }
 }
 
-/// Sorts by feature id and sums repeated features.
-fn merge(mut row: Vec<(u32, f32)>) -> Vec<(u32, f32)> {
+/// Sorts by feature id and sums repeated features, in place.
+fn merge(row: &mut Vec<(u32, f32)>) {
     row.sort_unstable_by_key(|&(f, _)| f);
-    let mut out: Vec<(u32, f32)> = Vec::with_capacity(row.len());
-    for (f, v) in row {
-        match out.last_mut() {
-            Some(last) if last.0 == f => last.1 += v,
-            _ => out.push((f, v)),
+    row.dedup_by(|next, kept| {
+        if next.0 == kept.0 {
+            kept.1 += next.1;
+            true
+        } else {
+            false
         }
-    }
-    out
+    });
 }
 
-/// (1 + ln tf) · idf, scaled to length 1.
-fn tfidf(row: Vec<(u32, f32)>, idf: &[f32]) -> Vec<(u32, f32)> {
-    let mut row: Vec<(u32, f32)> = row
-        .into_iter()
-        .map(|(f, tf)| {
-            let idf = idf.get(f as usize).copied().unwrap_or(1.0);
-            (f, (1.0 + tf.max(1e-6).ln().max(0.0)) * idf)
-        })
-        .collect();
+/// (1 + ln tf) · idf, scaled to length 1, in place.
+fn tfidf(row: &mut [(u32, f32)], idf: &[f32]) {
+    for (f, v) in row.iter_mut() {
+        let idf = idf.get(*f as usize).copied().unwrap_or(1.0);
+        *v = (1.0 + v.max(1e-6).ln().max(0.0)) * idf;
+    }
     let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
     if norm > 0.0 {
         row.iter_mut().for_each(|(_, v)| *v /= norm);
     }
-    row
 }

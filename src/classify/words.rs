@@ -13,6 +13,9 @@ pub struct Word {
     pub exact: u64,
     /// Hash of the normal form (for everything else).
     pub norm: u64,
+    /// The normal form has two or more characters and is not a number: a model feature
+    /// (unless it is a stopword).
+    pub plain: bool,
 }
 
 /// Hash of a string (xxh3); the keys of every word table.
@@ -30,13 +33,18 @@ pub fn pair_hash(a: u64, b: u64) -> u64 {
 fn normalise_into(word: &str, buf: &mut String) {
     buf.clear();
     if word.is_ascii() {
-        buf.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        buf.push_str(word);
+        buf.make_ascii_lowercase();
     } else {
         for c in word.chars() {
             buf.extend(c.to_lowercase());
         }
     }
-    let len = buf.chars().count();
+    let len = if buf.is_ascii() {
+        buf.len()
+    } else {
+        buf.chars().count()
+    };
     if len > 4 && buf.ends_with("ies") {
         buf.truncate(buf.len() - 3);
         buf.push('y');
@@ -73,11 +81,18 @@ pub fn for_each_word(text: &str, buf: &mut String, mut f: impl FnMut(&str, &str,
     }
 }
 
+/// True when a normal form can be a model feature: two or more characters, not a number.
+pub fn is_plain(norm: &str) -> bool {
+    let mut chars = norm.chars();
+    chars.next().is_some() && chars.next().is_some() && !norm.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn emit(word: &str, buf: &mut String, f: &mut impl FnMut(&str, &str, Word)) {
     normalise_into(word, buf);
     let w = Word {
         exact: hash_str(word),
         norm: hash_str(buf),
+        plain: is_plain(buf),
     };
     f(word, buf, w);
 }
