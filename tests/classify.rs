@@ -95,6 +95,8 @@ fn version_is_stable_and_follows_the_text() {
     // The classifier version also covers the training data and is what labels carry.
     let labels = bundled().classify(&text_item("Asylum news"), &[]);
     assert_eq!(labels.taxonomy_version, bundled().version());
+    assert!(bundled().is_current(&labels));
+    assert!(!bundled().is_current(&Labels::default()));
     assert_ne!(bundled().version(), a.version());
 }
 

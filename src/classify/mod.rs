@@ -217,6 +217,12 @@ impl Classifier {
         self.version
     }
 
+    /// True when `labels` came from this taxonomy and training data; false means the item is
+    /// due for reclassification (or was never classified).
+    pub fn is_current(&self, labels: &Labels) -> bool {
+        labels.taxonomy_version == self.version
+    }
+
     pub fn taxonomy(&self) -> &Taxonomy {
         &self.taxonomy
     }
