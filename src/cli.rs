@@ -4,6 +4,7 @@
 //! or config error) and, on failure, one readable line on stderr. Each command calls into the
 //! library; no pipeline logic lives here.
 
+use crate::classify;
 use crate::config::{self, Config};
 use crate::parse::{self, FeedInput};
 use anyhow::{Context, Result};
@@ -59,6 +60,15 @@ pub enum Command {
         /// Evaluate against a labelled JSON lines file: per-label precision, recall, F1
         #[arg(long)]
         eval: bool,
+        /// With --eval: k-fold cross-validation on FILE (the model never sees its test fold)
+        #[arg(long, value_name = "K", requires = "eval")]
+        cv: Option<usize>,
+        /// With --eval: cross-validate every (rule share, threshold) pair and print the table
+        #[arg(long, requires = "eval")]
+        tune: bool,
+        /// Taxonomy file to use instead of the one the config names
+        #[arg(long, value_name = "PATH")]
+        taxonomy: Option<PathBuf>,
     },
     /// Email digests
     Digest {
@@ -192,6 +202,24 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Fetch { feed } => fetch_once(&load_config(&cli)?, feed.as_deref()),
         Command::Export => export_store(&load_config(&cli)?),
         Command::Import { file } => import_store(&load_config(&cli)?, file),
+        Command::Classify {
+            file,
+            feed,
+            eval,
+            cv,
+            tune,
+            taxonomy,
+        } => classify_command(
+            &cli,
+            &ClassifyArgs {
+                file: file.as_deref(),
+                feed: *feed,
+                eval: *eval,
+                cv: *cv,
+                tune: *tune,
+                taxonomy: taxonomy.as_deref(),
+            },
+        ),
         other => Err(Failure {
             code: 1,
             error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
@@ -488,4 +516,138 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
         .context("cannot start the async runtime")?;
     runtime.block_on(crate::daemon::run(path, hooks))?;
     Ok(())
+struct ClassifyArgs<'a> {
+    file: Option<&'a std::path::Path>,
+    feed: bool,
+    eval: bool,
+    cv: Option<usize>,
+    tune: bool,
+    taxonomy: Option<&'a std::path::Path>,
+}
+
+/// A taxonomy or labelled-set problem is a configuration error (exit 2).
+fn taxonomy_failure(e: classify::ClassifyError) -> Failure {
+    Failure {
+        code: 2,
+        error: e.into(),
+    }
+}
+
+/// `newsrelay classify`: items or a feed in, labels out; or `--eval` a labelled file.
+fn classify_command(cli: &Cli, args: &ClassifyArgs<'_>) -> Result<(), Failure> {
+    let config = match args.taxonomy {
+        Some(_) => None,
+        None => Some(load_config(cli)?),
+    };
+    let taxonomy_path = match (args.taxonomy, &config) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(c)) => c.taxonomy.file.clone(),
+        (None, None) => PathBuf::from("config/programmes.toml"),
+    };
+    let classifier =
+        classify::Classifier::from_taxonomy_file(&taxonomy_path).map_err(taxonomy_failure)?;
+    let name = args
+        .file
+        .filter(|p| p.as_os_str() != "-")
+        .map_or("<stdin>".to_string(), |p| p.display().to_string());
+
+    if args.eval {
+        let text = String::from_utf8(read_input(args.file)?)
+            .map_err(|_| anyhow::anyhow!("{name}: labelled file is not UTF-8 text"))?;
+        let items = classify::parse_labelled(&text, std::path::Path::new(&name))
+            .map_err(taxonomy_failure)?;
+        classify::check_ids(classifier.taxonomy(), &items).map_err(taxonomy_failure)?;
+        let mut stdout = std::io::stdout().lock();
+        if args.tune {
+            let k = args.cv.unwrap_or(5);
+            let shares = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0];
+            let thresholds: Vec<f32> = (4..=16).map(|t| t as f32 * 0.05).collect();
+            let points = classify::tune(classifier.taxonomy(), &items, k, &shares, &thresholds);
+            writeln!(
+                stdout,
+                "{k}-fold cross-validation, programmes, {} items (share 1.0 = rules alone, 0.0 = model alone)",
+                items.len()
+            )?;
+            writeln!(
+                stdout,
+                "{:>10} {:>9} {:>9} {:>7} {:>8}",
+                "rule_share", "threshold", "precision", "recall", "micro_f1"
+            )?;
+            for p in &points {
+                writeln!(
+                    stdout,
+                    "{:>10.2} {:>9.2} {:>9.3} {:>7.3} {:>8.3}",
+                    p.rule_share, p.threshold, p.precision, p.recall, p.micro_f1
+                )?;
+            }
+            return Ok(());
+        }
+        let evaluation = match args.cv {
+            Some(k) => {
+                writeln!(
+                    stdout,
+                    "{k}-fold cross-validation on {name} (model trained on the other folds only)"
+                )?;
+                classify::cross_validate(classifier.taxonomy(), &items, k)
+            }
+            None => {
+                writeln!(
+                    stdout,
+                    "evaluation on {name} with the configured model (use --cv K for held-out figures)"
+                )?;
+                classify::evaluate(&classifier, &items)
+            }
+        };
+        write!(stdout, "{}", evaluation.table())?;
+        writeln!(
+            stdout,
+            "programme micro-F1: {:.3}",
+            evaluation.programme_micro_f1()
+        )?;
+        return Ok(());
+    }
+
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let report = if args.feed {
+        let body = read_input(args.file)?;
+        let input = FeedInput {
+            body: &body,
+            url: None,
+            content_type: None,
+            headers: &[],
+            limits: Default::default(),
+        };
+        let feed = parse::parse_feed(&input).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        classify::jsonl::classify_feed(&classifier, &feed, &mut stdout, &[])?
+    } else {
+        let feeds = config.as_ref().map(|c| c.feeds.as_slice()).unwrap_or(&[]);
+        let defaults = |id: &str| {
+            feeds
+                .iter()
+                .find(|f| f.id == id)
+                .map(|f| f.programmes.as_slice())
+        };
+        let reader: Box<dyn BufRead> = match args.file {
+            Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+            )),
+            _ => Box::new(std::io::stdin().lock()),
+        };
+        classify::jsonl::classify_json_lines(&classifier, reader, &mut stdout, &name, defaults)?
+    };
+    for e in &report.errors {
+        eprintln!("{e}");
+    }
+    if report.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{} of {} input lines were not items and were skipped",
+                report.errors.len(),
+                report.errors.len() + report.classified
+            ),
+        })
+    }
 }
