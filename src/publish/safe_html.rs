@@ -344,14 +344,15 @@ fn is_void(name: &str) -> bool {
     matches!(name, "br" | "hr" | "img")
 }
 
-/// Elements whose content is code or would be shown raw: dropped together with the content.
+/// Elements whose content is code or raw text: dropped together with the content. Other
+/// unknown elements (`svg`, `math`, `object`, `form` ...) lose only their tags; their content
+/// goes through the same allow-list.
 fn is_dropped_with_content(name: &str) -> bool {
     matches!(
         name,
         "script"
             | "style"
             | "iframe"
-            | "object"
             | "applet"
             | "noscript"
             | "noembed"
@@ -360,9 +361,6 @@ fn is_dropped_with_content(name: &str) -> bool {
             | "textarea"
             | "title"
             | "xmp"
-            | "svg"
-            | "math"
-            | "select"
     )
 }
 
