@@ -27,6 +27,8 @@ pub enum FeedFormat {
     /// An Atom document with no known version.
     Atom,
     Cdf,
+    /// A JSON document with no known JSON Feed version.
+    Json,
     Json1,
     Json11,
     #[default]
@@ -51,6 +53,7 @@ impl FeedFormat {
             FeedFormat::Atom10 => "atom10",
             FeedFormat::Atom => "atom",
             FeedFormat::Cdf => "cdf",
+            FeedFormat::Json => "json",
             FeedFormat::Json1 => "json1",
             FeedFormat::Json11 => "json11",
             FeedFormat::Unknown => "",
@@ -171,6 +174,9 @@ pub struct Entry {
     pub categories: Vec<Category>,
     pub enclosures: Vec<Enclosure>,
     pub comments: Option<String>,
+    /// Entry-level rights / copyright statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rights: Option<String>,
     /// RSS `guid isPermaLink="false"` seen: the id is not a link.
     #[serde(skip)]
     pub id_is_permalink: Option<bool>,
