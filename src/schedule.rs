@@ -169,8 +169,12 @@ mod tests {
     #[test]
     fn ordinary_day_uses_zone_offset_of_that_day() {
         let s = vienna(Frequency::Daily, (8, 0));
-        let winter = s.due_on(NaiveDate::from_ymd_opt(2026, 1, 15).unwrap()).unwrap();
-        let summer = s.due_on(NaiveDate::from_ymd_opt(2026, 7, 15).unwrap()).unwrap();
+        let winter = s
+            .due_on(NaiveDate::from_ymd_opt(2026, 1, 15).unwrap())
+            .unwrap();
+        let summer = s
+            .due_on(NaiveDate::from_ymd_opt(2026, 7, 15).unwrap())
+            .unwrap();
         assert_eq!(winter, utc("2026-01-15T07:00:00Z"));
         assert_eq!(summer, utc("2026-07-15T06:00:00Z"));
     }
@@ -178,9 +182,13 @@ mod tests {
     #[test]
     fn skipped_and_repeated_local_times() {
         let s = vienna(Frequency::Daily, (2, 30));
-        let spring = s.due_on(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap()).unwrap();
+        let spring = s
+            .due_on(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap())
+            .unwrap();
         assert_eq!(spring, utc("2026-03-29T01:00:00Z"), "03:00 CEST");
-        let autumn = s.due_on(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap()).unwrap();
+        let autumn = s
+            .due_on(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap())
+            .unwrap();
         assert_eq!(autumn, utc("2026-10-25T00:30:00Z"), "first 02:30, CEST");
     }
 
