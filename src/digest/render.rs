@@ -556,7 +556,12 @@ pub fn render_parts(
     let html = render_html(frame, content);
     let text = match style {
         TextStyle::Html2Text if html.len() <= HTML2TEXT_MAX_BYTES => {
-            html2text::from_read(html.as_bytes(), TEXT_WIDTH)
+            // Raw mode reads the layout tables as one column (no box drawing); links are
+            // footnotes and never wrapped, so the unsubscribe URL stays whole.
+            html2text::config::plain()
+                .raw_mode(true)
+                .no_link_wrapping()
+                .string_from_read(html.as_bytes(), TEXT_WIDTH)
                 .unwrap_or_else(|_| render_text(frame, content))
         }
         _ => render_text(frame, content),
