@@ -100,7 +100,7 @@ fn context<'a>(
         from: FROM.parse().expect("from mailbox"),
         key,
         names,
-        text_style: TextStyle::Html2Text,
+        text_style: TextStyle::default(),
     }
 }
 
@@ -968,7 +968,10 @@ async fn preview_writes_eml_files() {
     let key = DigestKey::new(b"preview secret ..................");
     let names = DisplayNames::default();
     let cfg = settings(false);
-    let ctx = context(&cfg, &key, &names);
+    let ctx = DigestContext {
+        text_style: TextStyle::Html2Text,
+        ..context(&cfg, &key, &names)
+    };
     let subs = vec![subscriber("hank@example.org", &["asylum"], &[])];
     let store = MemoryItems(vec![item(
         "e1",
@@ -998,6 +1001,15 @@ async fn preview_writes_eml_files() {
     assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
     assert!(raw.contains("multipart/alternative"));
     assert!(raw.contains("Subject: ICMPD news: 1 item in Asylum (10 Mar 2026)"));
+    // The html2text plain part keeps the unsubscribe URL whole (it is never wrapped).
+    let unsubscribe = key.unsubscribe_url(BASE_URL, "hank@example.org");
+    // Both parts are quoted-printable: join soft line breaks before looking.
+    let unfolded = raw.replace("=\r\n", "").replace("=\n", "");
+    assert_eq!(
+        unfolded.matches(&unsubscribe).count(),
+        3,
+        "header, HTML and text:\n{raw}"
+    );
 }
 
 #[test]

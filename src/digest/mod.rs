@@ -17,7 +17,7 @@ pub use mailer::{DirMailer, Mailer, RetryPolicy, SendError, SmtpMailer, SmtpOpti
 pub use render::{
     build_content, compose, matches, render_html, render_parts, render_text, subject,
     DigestContent, DigestEntry, DigestFrame, DigestGroup, DisplayNames, MessageFacts,
-    RenderedParts, TextStyle,
+    PreparedEntry, PreparedWindow, RenderedParts, TextStyle,
 };
 
 use crate::config::{DigestSettings, SubscriberSettings};
@@ -322,14 +322,14 @@ impl RunReport {
     }
 }
 
-/// Renders the open digest of `ledger` for `sub` into a message, with its item ids.
-pub fn render_open_digest(
+/// Renders `delivery` for `sub` from the window's prepared items into a message.
+pub fn render_open_digest<'w>(
     ctx: &DigestContext<'_>,
     sub: &SubscriberSettings,
     delivery: &Delivery,
-    items: &[Item],
+    window: &'w PreparedWindow,
     now: DateTime<Utc>,
-) -> Result<(lettre::Message, DigestContent), DigestError> {
+) -> Result<(lettre::Message, DigestContent<'w>), DigestError> {
     let schedule = DigestSchedule::from_subscriber(sub);
     let period = schedule
         .period_on(delivery.due.with_timezone(&sub.timezone).date_naive())
@@ -337,7 +337,7 @@ pub fn render_open_digest(
         .ok_or_else(|| DigestError::NoPeriod {
             subscriber: sub.email.clone(),
         })?;
-    let content = build_content(sub, items, ctx.names, ctx.settings.max_items);
+    let content = build_content(sub, window, ctx.names, ctx.settings.max_items);
     let unsubscribe_url = ctx.key.unsubscribe_url(ctx.base_url, &sub.email);
     let frame = DigestFrame {
         title: ctx.title(),
@@ -355,6 +355,37 @@ pub fn render_open_digest(
         date: now,
     };
     Ok((compose(&facts, parts)?, content))
+}
+
+/// Prepared windows of one run, keyed by (since, until): subscribers on the same schedule
+/// share one store read and one preparation.
+struct WindowCache<'a, I> {
+    items: &'a I,
+    names: &'a DisplayNames,
+    windows: HashMap<(Option<DateTime<Utc>>, DateTime<Utc>), PreparedWindow>,
+}
+
+/// Windows kept at once; distinct windows come from distinct schedules, so this is rarely hit.
+const MAX_CACHED_WINDOWS: usize = 64;
+
+impl<I: DigestItems> WindowCache<'_, I> {
+    fn get(
+        &mut self,
+        since: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<&PreparedWindow, DigestError> {
+        if !self.windows.contains_key(&(since, until)) {
+            if self.windows.len() >= MAX_CACHED_WINDOWS {
+                self.windows.clear();
+            }
+            let items = self.items.first_stored_between(since, until)?;
+            let window = PreparedWindow::new(&items, self.names);
+            self.windows.insert((since, until), window);
+        }
+        self.windows
+            .get(&(since, until))
+            .ok_or_else(|| DigestError::Store("prepared window vanished".into()))
+    }
 }
 
 fn mailbox_for(sub: &SubscriberSettings) -> Result<Mailbox, DigestError> {
@@ -386,9 +417,14 @@ where
     M: Mailer,
 {
     let mut report = RunReport::default();
+    let mut windows = WindowCache {
+        items,
+        names: ctx.names,
+        windows: HashMap::new(),
+    };
     for sub in subscribers {
         let (period, outcome) =
-            match deliver_one(ctx, sub, items, ledgers, mailer, now, force).await {
+            match deliver_one(ctx, sub, &mut windows, ledgers, mailer, now, force).await {
                 Ok(x) => x,
                 Err(e) => (None, Outcome::Error(e.to_string())),
             };
@@ -413,7 +449,7 @@ where
 async fn deliver_one<I, L, M>(
     ctx: &DigestContext<'_>,
     sub: &SubscriberSettings,
-    items: &I,
+    windows: &mut WindowCache<'_, I>,
     ledgers: &L,
     mailer: &M,
     now: DateTime<Utc>,
@@ -436,8 +472,8 @@ where
         return Ok((None, Outcome::NotDue));
     };
     let period = Some(delivery.period.clone());
-    let window = items.first_stored_between(delivery.since, delivery.until)?;
-    let (message, content) = render_open_digest(ctx, sub, &delivery, &window, now)?;
+    let window = windows.get(delivery.since, delivery.until)?;
+    let (message, content) = render_open_digest(ctx, sub, &delivery, window, now)?;
     if content.is_empty() && !ctx.settings.send_empty && !resend {
         ledger.mark_skipped_empty()?;
         ledgers.save(&sub.email, &ledger)?;

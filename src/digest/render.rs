@@ -1,17 +1,19 @@
 //! Rendering: a subscriber's new items → grouped digest content → a multipart email.
 //!
-//! In: the items first stored in the digest's window, the subscriber (filters, zone), display
-//! names, and the message facts (sender, Message-ID, unsubscribe URL). Out: [`DigestContent`]
-//! (items that match, grouped by programme, newest first) and a `lettre::Message` that is
+//! In: the items first stored in a digest window (prepared once per run as a
+//! [`PreparedWindow`], shared by every subscriber with that window), the subscriber (filters,
+//! zone), display names, and the message facts (sender, Message-ID, unsubscribe URL). Out:
+//! [`DigestContent`] (items that match, grouped by programme, newest first, each once) and a
+//! `lettre::Message` that is
 //! multipart/alternative with a plain-text part and an HTML part (table layout, inline CSS, no
 //! remote assets). It must never put item text into HTML unescaped, never link to anything but
 //! http(s), and never do I/O.
 
 use super::DigestError;
 use crate::config::SubscriberSettings;
-use crate::item::Item;
+use crate::item::{Item, Label, Labels};
 use crate::schedule::DigestPeriod;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
@@ -124,37 +126,163 @@ impl DisplayNames {
 /// The group id used for items without any label.
 pub const OTHER_GROUP: &str = "other";
 
-/// One item as shown in a digest: plain text, already shortened.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DigestEntry {
+/// Month abbreviations for dates shown in digests.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// One item made ready for every digest of a run: text cleaned and shortened, HTML and plain
+/// text fragments escaped and laid out once, so each subscriber's digest only selects and
+/// joins them. The display date is left out of the fragments because it is shown in each
+/// subscriber's own zone.
+#[derive(Debug, Clone)]
+pub struct PreparedEntry {
     pub id: String,
     pub title: String,
-    /// The display date in the subscriber's zone, e.g. `29 Mar 2026`.
-    pub date: String,
     pub source: String,
     pub summary: String,
     /// Only http(s) links; anything else is dropped.
     pub link: Option<String>,
-    sort_date: DateTime<Utc>,
+    pub date: DateTime<Utc>,
+    labels: Labels,
+    /// HTML up to the date, and from the date to the end of the entry's row.
+    html_head: String,
+    html_tail: String,
+    /// Plain text up to the date, and after it.
+    text_head: String,
+    text_tail: String,
+}
+
+/// The items of one digest window, prepared once and shared by every subscriber whose
+/// digest covers that window. Newest first, one entry per item id.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedWindow {
+    entries: Vec<PreparedEntry>,
+}
+
+impl PreparedWindow {
+    pub fn new(items: &[Item], names: &DisplayNames) -> Self {
+        let mut sorted: Vec<&Item> = items.iter().collect();
+        sorted.sort_by(|a, b| {
+            b.display_date()
+                .cmp(&a.display_date())
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        sorted.dedup_by(|a, b| a.id == b.id);
+        PreparedWindow {
+            entries: sorted.into_iter().map(|i| prepare(i, names)).collect(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn prepare(item: &Item, names: &DisplayNames) -> PreparedEntry {
+    let title = shorten(&clean_text(&item.title), TITLE_CHARS);
+    let title = if title.is_empty() {
+        "(untitled)".to_string()
+    } else {
+        title
+    };
+    let source = shorten(&clean_text(&names.source(item)), 80);
+    let summary = shorten(&clean_text(&item.summary_text), SUMMARY_CHARS);
+    let link = item.link.as_deref().and_then(safe_link);
+
+    let mut html_head = String::with_capacity(400 + title.len());
+    html_head.push_str("<tr><td style=\"");
+    html_head.push_str(FONT);
+    html_head
+        .push_str("padding:10px 24px;\">\n<p style=\"margin:0;font-size:16px;font-weight:bold;\">");
+    match &link {
+        Some(l) => {
+            html_head.push_str("<a href=\"");
+            escape_html(l, &mut html_head);
+            html_head.push_str("\" style=\"color:#1a5fb4;text-decoration:none;\">");
+            escape_html(&title, &mut html_head);
+            html_head.push_str("</a>");
+        }
+        None => escape_html(&title, &mut html_head),
+    }
+    html_head.push_str("</p>\n<p style=\"margin:2px 0 0;font-size:12px;color:#666666;\">");
+    let mut html_tail = String::with_capacity(300 + summary.len());
+    html_tail.push_str(" &middot; ");
+    escape_html(&source, &mut html_tail);
+    html_tail.push_str("</p>\n");
+    if !summary.is_empty() {
+        html_tail
+            .push_str("<p style=\"margin:6px 0 0;font-size:14px;line-height:1.4;color:#333333;\">");
+        escape_html(&summary, &mut html_tail);
+        html_tail.push_str("</p>\n");
+    }
+    html_tail.push_str("</td></tr>\n");
+
+    let text_head = format!("* {title}\n  ");
+    let mut text_tail = format!(" - {source}\n");
+    if !summary.is_empty() {
+        wrap_into(&summary, TEXT_WIDTH, "  ", &mut text_tail);
+    }
+    if let Some(l) = &link {
+        let _ = writeln!(text_tail, "  {l}");
+    }
+    text_tail.push('\n');
+
+    PreparedEntry {
+        id: item.id.0.clone(),
+        title,
+        source,
+        summary,
+        link,
+        date: item.display_date(),
+        labels: item.labels.clone(),
+        html_head,
+        html_tail,
+        text_head,
+        text_tail,
+    }
+}
+
+/// One entry of one subscriber's digest, with its date in the subscriber's zone.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestEntry<'w> {
+    pub entry: &'w PreparedEntry,
+    pub local_date: NaiveDate,
+}
+
+impl DigestEntry<'_> {
+    /// `29 Mar 2026`.
+    pub fn date_text(&self) -> String {
+        let mut s = String::with_capacity(12);
+        write_date(self.local_date, &mut s);
+        s
+    }
+}
+
+fn write_date(d: NaiveDate, out: &mut String) {
+    let month = MONTHS.get(d.month0() as usize).copied().unwrap_or("");
+    let _ = write!(out, "{} {month} {}", d.day(), d.year());
 }
 
 /// Items of one programme (or initiative, region, or "Other news").
-#[derive(Debug, Clone, PartialEq)]
-pub struct DigestGroup {
+#[derive(Debug, Clone)]
+pub struct DigestGroup<'w> {
     pub id: String,
     pub name: String,
-    pub entries: Vec<DigestEntry>,
+    pub entries: Vec<DigestEntry<'w>>,
 }
 
 /// What one digest says.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DigestContent {
-    pub groups: Vec<DigestGroup>,
+#[derive(Debug, Clone)]
+pub struct DigestContent<'w> {
+    pub groups: Vec<DigestGroup<'w>>,
     /// Matching items left out by `digest.max_items`.
     pub omitted: usize,
 }
 
-impl DigestContent {
+impl DigestContent<'_> {
     pub fn item_count(&self) -> usize {
         self.groups.iter().map(|g| g.entries.len()).sum()
     }
@@ -164,81 +292,73 @@ impl DigestContent {
     pub fn item_ids(&self) -> impl Iterator<Item = &str> {
         self.groups
             .iter()
-            .flat_map(|g| g.entries.iter().map(|e| e.id.as_str()))
+            .flat_map(|g| g.entries.iter().map(|e| e.entry.id.as_str()))
     }
 }
 
 /// True when the item passes the subscriber's filters: within a kind any listed id matches,
 /// across kinds all non-empty kinds must match; no filters at all means everything.
 pub fn matches(sub: &SubscriberSettings, item: &Item) -> bool {
-    let kind_ok = |wanted: &[String], have: &[crate::item::Label]| {
+    matches_labels(sub, &item.labels)
+}
+
+fn matches_labels(sub: &SubscriberSettings, labels: &Labels) -> bool {
+    let kind_ok = |wanted: &[String], have: &[Label]| {
         wanted.is_empty() || have.iter().any(|l| wanted.contains(&l.id))
     };
-    kind_ok(&sub.programmes, &item.labels.programmes)
-        && kind_ok(&sub.initiatives, &item.labels.initiatives)
-        && kind_ok(&sub.regions, &item.labels.regions)
+    kind_ok(&sub.programmes, &labels.programmes)
+        && kind_ok(&sub.initiatives, &labels.initiatives)
+        && kind_ok(&sub.regions, &labels.regions)
 }
 
 /// The group an item goes in, so it appears once: the first of the subscriber's filter ids
-/// (programmes, then initiatives, then regions) the item carries; without filters the item's
+/// (programmes, then initiatives, then regions) the item carries; else the item's
 /// best-scored programme, else initiative, else region, else [`OTHER_GROUP`].
-fn group_of<'a>(sub: &'a SubscriberSettings, item: &'a Item) -> &'a str {
+fn group_of<'a>(sub: &'a SubscriberSettings, labels: &'a Labels) -> &'a str {
     let filters = sub
         .programmes
         .iter()
         .chain(&sub.initiatives)
         .chain(&sub.regions);
-    let mut any_filter = false;
     for f in filters {
-        any_filter = true;
-        if item.labels.has(f) {
+        if labels.has(f) {
             return f;
         }
     }
-    if !any_filter || sub.programmes.is_empty() {
-        for kind in [
-            &item.labels.programmes,
-            &item.labels.initiatives,
-            &item.labels.regions,
-        ] {
-            if let Some(best) = kind.iter().max_by(|a, b| a.score.total_cmp(&b.score)) {
-                return &best.id;
-            }
+    for kind in [&labels.programmes, &labels.initiatives, &labels.regions] {
+        if let Some(best) = kind.iter().max_by(|a, b| a.score.total_cmp(&b.score)) {
+            return &best.id;
         }
     }
     OTHER_GROUP
 }
 
-/// Selects, groups and orders a digest's items. `items` are those first stored in the
-/// digest's window; those not matching the filters are dropped, the newest `max_items` kept.
-pub fn build_content(
+/// Selects, groups and orders one subscriber's digest from a prepared window: entries that
+/// match the filters, the newest `max_items` of them, grouped, newest first in each group.
+pub fn build_content<'w>(
     sub: &SubscriberSettings,
-    items: &[Item],
+    window: &'w PreparedWindow,
     names: &DisplayNames,
     max_items: usize,
-) -> DigestContent {
-    let mut chosen: Vec<&Item> = items.iter().filter(|i| matches(sub, i)).collect();
-    chosen.sort_by(|a, b| {
-        b.display_date()
-            .cmp(&a.display_date())
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    chosen.dedup_by(|a, b| a.id == b.id);
-    let omitted = chosen.len().saturating_sub(max_items);
-    chosen.truncate(max_items);
-
-    let order: Vec<&String> = sub
-        .programmes
+) -> DigestContent<'w> {
+    let mut groups: Vec<DigestGroup<'w>> = Vec::new();
+    let mut matched = 0usize;
+    for entry in window
+        .entries
         .iter()
-        .chain(&sub.initiatives)
-        .chain(&sub.regions)
-        .collect();
-    let mut groups: Vec<DigestGroup> = Vec::new();
-    for item in chosen {
-        let gid = group_of(sub, item);
-        let entry = entry_for(sub, item, names);
+        .filter(|e| matches_labels(sub, &e.labels))
+    {
+        matched += 1;
+        if matched > max_items {
+            continue;
+        }
+        let gid = group_of(sub, &entry.labels);
+        let e = DigestEntry {
+            entry,
+            local_date: entry.date.with_timezone(&sub.timezone).date_naive(),
+        };
         match groups.iter_mut().find(|g| g.id == gid) {
-            Some(g) => g.entries.push(entry),
+            Some(g) => g.entries.push(e),
             None => groups.push(DigestGroup {
                 id: gid.to_string(),
                 name: if gid == OTHER_GROUP {
@@ -246,42 +366,25 @@ pub fn build_content(
                 } else {
                     names.label(gid)
                 },
-                entries: vec![entry],
+                entries: vec![e],
             }),
         }
     }
     // The subscriber's own order first; otherwise the biggest group first; "other" last.
-    groups.sort_by(|a, b| {
-        let rank = |g: &DigestGroup| {
-            (
-                g.id == OTHER_GROUP,
-                order.iter().position(|o| **o == g.id).unwrap_or(usize::MAX),
-                std::cmp::Reverse(g.entries.len()),
-            )
-        };
-        rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name))
-    });
-    DigestContent { groups, omitted }
-}
-
-fn entry_for(sub: &SubscriberSettings, item: &Item, names: &DisplayNames) -> DigestEntry {
-    let date = item.display_date();
-    let title = shorten(&clean_text(&item.title), TITLE_CHARS);
-    DigestEntry {
-        id: item.id.0.clone(),
-        title: if title.is_empty() {
-            "(untitled)".to_string()
-        } else {
-            title
-        },
-        date: date
-            .with_timezone(&sub.timezone)
-            .format("%-d %b %Y")
-            .to_string(),
-        source: shorten(&clean_text(&names.source(item)), 80),
-        summary: shorten(&clean_text(&item.summary_text), SUMMARY_CHARS),
-        link: item.link.as_deref().and_then(safe_link),
-        sort_date: date,
+    let rank = |g: &DigestGroup<'_>| {
+        let pos = sub
+            .programmes
+            .iter()
+            .chain(&sub.initiatives)
+            .chain(&sub.regions)
+            .position(|o| *o == g.id)
+            .unwrap_or(usize::MAX);
+        (g.id == OTHER_GROUP, pos, std::cmp::Reverse(g.entries.len()))
+    };
+    groups.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
+    DigestContent {
+        groups,
+        omitted: matched.saturating_sub(max_items),
     }
 }
 
@@ -321,18 +424,31 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
+/// Escapes text for HTML element content and quoted attribute values. The output is ASCII
+/// (other characters become numeric references), so the HTML part travels as 7bit.
 pub fn escape_html(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+    let mut rest = s;
+    while let Some(pos) = rest
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'') || b >= 0x80)
+    {
+        let (plain, tail) = rest.split_at(pos);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some('&') => out.push_str("&amp;"),
+            Some('<') => out.push_str("&lt;"),
+            Some('>') => out.push_str("&gt;"),
+            Some('"') => out.push_str("&quot;"),
+            Some('\'') => out.push_str("&#39;"),
+            Some(c) => {
+                let _ = write!(out, "&#{};", c as u32);
+            }
+            None => {}
         }
+        rest = chars.as_str();
     }
+    out.push_str(rest);
 }
 
 /// The facts around the content that every part shows.
@@ -347,7 +463,7 @@ pub struct DigestFrame<'a> {
 }
 
 /// The subject: what is inside, e.g. `ICMPD news: 7 items in Asylum, MIEUX (week 13)`.
-pub fn subject(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
+pub fn subject(frame: &DigestFrame<'_>, content: &DigestContent<'_>) -> String {
     let n = content.item_count();
     let label = frame.period.label();
     if n == 0 {
@@ -372,22 +488,29 @@ pub fn subject(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
     )
 }
 
+const FONT: &str = "font-family:Arial,Helvetica,sans-serif;";
+
 /// The HTML part: a centred 600px table, inline CSS only, no images or remote assets.
-pub fn render_html(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
-    let mut h = String::with_capacity(2048 + content.item_count() * 900);
-    let font = "font-family:Arial,Helvetica,sans-serif;";
-    h.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">");
+pub fn render_html(frame: &DigestFrame<'_>, content: &DigestContent<'_>) -> String {
+    let body: usize = content
+        .groups
+        .iter()
+        .flat_map(|g| &g.entries)
+        .map(|e| e.entry.html_head.len() + e.entry.html_tail.len() + 12)
+        .sum();
+    let mut h = String::with_capacity(3000 + body + content.groups.len() * 300);
+    h.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width\"><title>");
     escape_html(frame.title, &mut h);
     h.push_str("</title></head>\n<body style=\"margin:0;padding:0;background:#f3f4f6;\">\n");
     h.push_str("<table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" style=\"background:#f3f4f6;\"><tr><td align=\"center\" style=\"padding:16px;\">\n");
     h.push_str("<table role=\"presentation\" width=\"600\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" style=\"width:600px;max-width:100%;background:#ffffff;\">\n");
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<tr><td style=\"{font}padding:20px 24px;background:#1f3a5f;color:#ffffff;\"><h1 style=\"margin:0;font-size:22px;\">"
+        "<tr><td style=\"{FONT}padding:20px 24px;background:#1f3a5f;color:#ffffff;\"><h1 style=\"margin:0;font-size:22px;\">"
     );
     escape_html(frame.title, &mut h);
-    h.push_str("</h1><p style=\"margin:4px 0 0;font-size:14px;color:#dbe4ef;\">");
+    h.push_str("</h1>\n<p style=\"margin:4px 0 0;font-size:14px;color:#dbe4ef;\">");
     let n = content.item_count();
     let _ = write!(
         h,
@@ -399,13 +522,13 @@ pub fn render_html(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
     if content.is_empty() {
         let _ = writeln!(
             h,
-            "<tr><td style=\"{font}padding:20px 24px;font-size:15px;color:#333333;\">No new items matched your topics in this period.</td></tr>"
+            "<tr><td style=\"{FONT}padding:20px 24px;font-size:15px;color:#333333;\">No new items matched your topics in this period.</td></tr>"
         );
     }
     for g in &content.groups {
         let _ = write!(
             h,
-            "<tr><td style=\"{font}padding:18px 24px 4px;\"><h2 style=\"margin:0;font-size:18px;color:#1f3a5f;border-bottom:2px solid #1f3a5f;padding-bottom:4px;\">"
+            "<tr><td style=\"{FONT}padding:18px 24px 4px;\"><h2 style=\"margin:0;font-size:18px;color:#1f3a5f;border-bottom:2px solid #1f3a5f;padding-bottom:4px;\">"
         );
         escape_html(&g.name, &mut h);
         let _ = writeln!(
@@ -414,39 +537,15 @@ pub fn render_html(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
             g.entries.len()
         );
         for e in &g.entries {
-            let _ = write!(
-                h,
-                "<tr><td style=\"{font}padding:10px 24px;\"><p style=\"margin:0;font-size:16px;font-weight:bold;\">"
-            );
-            match &e.link {
-                Some(link) => {
-                    h.push_str("<a href=\"");
-                    escape_html(link, &mut h);
-                    h.push_str("\" style=\"color:#1a5fb4;text-decoration:none;\">");
-                    escape_html(&e.title, &mut h);
-                    h.push_str("</a>");
-                }
-                None => escape_html(&e.title, &mut h),
-            }
-            h.push_str("</p><p style=\"margin:2px 0 0;font-size:12px;color:#666666;\">");
-            escape_html(&e.date, &mut h);
-            h.push_str(" &middot; ");
-            escape_html(&e.source, &mut h);
-            h.push_str("</p>");
-            if !e.summary.is_empty() {
-                h.push_str(
-                    "<p style=\"margin:6px 0 0;font-size:14px;line-height:1.4;color:#333333;\">",
-                );
-                escape_html(&e.summary, &mut h);
-                h.push_str("</p>");
-            }
-            h.push_str("</td></tr>\n");
+            h.push_str(&e.entry.html_head);
+            write_date(e.local_date, &mut h);
+            h.push_str(&e.entry.html_tail);
         }
     }
     if content.omitted > 0 {
         let _ = write!(
             h,
-            "<tr><td style=\"{font}padding:10px 24px;font-size:14px;color:#333333;\">{} more items are listed at <a href=\"",
+            "<tr><td style=\"{FONT}padding:10px 24px;font-size:14px;color:#333333;\">{} more items are listed at <a href=\"",
             content.omitted
         );
         escape_html(frame.base_url, &mut h);
@@ -456,7 +555,7 @@ pub fn render_html(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
     }
     let _ = write!(
         h,
-        "<tr><td style=\"{font}padding:20px 24px;font-size:12px;color:#666666;border-top:1px solid #e5e7eb;\">You receive this digest because you subscribed to it. <a href=\""
+        "<tr><td style=\"{FONT}padding:20px 24px;font-size:12px;color:#666666;border-top:1px solid #e5e7eb;\">You receive this digest because you subscribed to it.\n<a href=\""
     );
     escape_html(frame.unsubscribe_url, &mut h);
     h.push_str("\" style=\"color:#666666;\">Unsubscribe</a>.</td></tr>\n");
@@ -467,16 +566,23 @@ pub fn render_html(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
 /// How the plain-text part is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TextStyle {
-    /// html2text over the HTML part.
+    /// Written directly from the prepared entries: the default (about 3× faster for a whole
+    /// message, links kept whole, no layout-table residue).
     #[default]
-    Html2Text,
-    /// Written directly from the content (faster; same information).
     Direct,
+    /// html2text over the whole HTML part.
+    Html2Text,
 }
 
 /// The plain-text part, written directly from the content.
-pub fn render_text(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
-    let mut t = String::with_capacity(512 + content.item_count() * 500);
+pub fn render_text(frame: &DigestFrame<'_>, content: &DigestContent<'_>) -> String {
+    let body: usize = content
+        .groups
+        .iter()
+        .flat_map(|g| &g.entries)
+        .map(|e| e.entry.text_head.len() + e.entry.text_tail.len() + 12)
+        .sum();
+    let mut t = String::with_capacity(512 + body);
     let n = content.item_count();
     let _ = writeln!(
         t,
@@ -492,15 +598,9 @@ pub fn render_text(frame: &DigestFrame<'_>, content: &DigestContent) -> String {
         let heading = format!("{} ({})", g.name, g.entries.len());
         let _ = writeln!(t, "{heading}\n{}\n", "=".repeat(heading.chars().count()));
         for e in &g.entries {
-            let _ = writeln!(t, "* {}", e.title);
-            let _ = writeln!(t, "  {} - {}", e.date, e.source);
-            if !e.summary.is_empty() {
-                wrap_into(&e.summary, TEXT_WIDTH, "  ", &mut t);
-            }
-            if let Some(l) = &e.link {
-                let _ = writeln!(t, "  {l}");
-            }
-            t.push('\n');
+            t.push_str(&e.entry.text_head);
+            write_date(e.local_date, &mut t);
+            t.push_str(&e.entry.text_tail);
         }
     }
     if content.omitted > 0 {
@@ -550,7 +650,7 @@ pub struct RenderedParts {
 /// HTML too large for it.
 pub fn render_parts(
     frame: &DigestFrame<'_>,
-    content: &DigestContent,
+    content: &DigestContent<'_>,
     style: TextStyle,
 ) -> RenderedParts {
     let html = render_html(frame, content);
