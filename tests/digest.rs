@@ -11,9 +11,9 @@ use newsrelay::config::{
     DigestSettings, Frequency, SmtpSecurity, SmtpSettings, SubscriberSettings,
 };
 use newsrelay::digest::{
-    run_digests, DigestContext, DigestKey, DirMailer, DisplayNames, LedgerStore, Mailer,
-    MemoryItems, MemoryLedger, NextDigest, Outcome, RetryPolicy, SendError, SmtpMailer,
-    SmtpOptions, SubscriberLedger, TextStyle,
+    run_digests, unsubscribe, DigestContext, DigestKey, DirMailer, DisplayNames, FileLedger,
+    LedgerStore, Mailer, MemoryItems, MemoryLedger, NextDigest, Outcome, RetryPolicy, SendError,
+    SmtpMailer, SmtpOptions, SubscriberLedger, TextStyle,
 };
 use newsrelay::item::{ContentHash, FeedId, IdBasis, Item, ItemId, Label, Labels};
 use newsrelay::schedule::DigestSchedule;
@@ -908,7 +908,8 @@ async fn crash_in_sending_resends_with_same_message_id() {
         &[],
         "2026-03-09T20:00:00Z",
     )]);
-    let ledgers = MemoryLedger::default();
+    let ledger_dir = dir.path().join("ledger");
+    let ledgers = FileLedger::new(&ledger_dir).unwrap();
     let now = t("2026-03-10T08:00:00Z");
     let dying = DiesAfterSend(&smtp);
     let crashed = tokio::time::timeout(
@@ -928,7 +929,10 @@ async fn crash_in_sending_resends_with_same_message_id() {
         "items not delivered before the server's answer was seen"
     );
 
-    // Restart (a day later even): the same digest is re-sent, recognisably the same.
+    // Restart (a day later even), reading the ledger from disk: the same digest is re-sent,
+    // recognisably the same.
+    drop(ledgers);
+    let ledgers = FileLedger::new(&ledger_dir).unwrap();
     let r = run_digests(
         &ctx,
         &subs,
@@ -1154,4 +1158,64 @@ async fn starttls_with_authentication() {
 #[tokio::test]
 async fn implicit_tls_with_authentication() {
     tls_round_trip(SmtpSecurity::Tls, "--tls").await;
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_stops_digests_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailer = DirMailer::new(&dir.path().join("out")).unwrap();
+    let key = DigestKey::new(b"unsubscribe flow secret .........");
+    let names = DisplayNames::default();
+    let cfg = settings(true);
+    let ctx = context(&cfg, &key, &names);
+    let subs = vec![
+        subscriber("lea@example.org", &[], &[]),
+        subscriber("max@example.org", &[], &[]),
+    ];
+    let store = MemoryItems(vec![item(
+        "u1",
+        "Unsubscribe",
+        &["asylum"],
+        &[],
+        "2026-03-09T20:00:00Z",
+    )]);
+    let ledgers = FileLedger::new(&dir.path().join("ledger")).unwrap();
+    let token = key.unsubscribe_token("lea@example.org");
+    assert!(unsubscribe(
+        &key,
+        &subs,
+        &ledgers,
+        "forged-token",
+        t("2026-03-09T21:00:00Z")
+    )
+    .unwrap()
+    .is_none());
+    let who = unsubscribe(&key, &subs, &ledgers, &token, t("2026-03-09T21:00:00Z")).unwrap();
+    assert_eq!(who.map(|s| s.email.as_str()), Some("lea@example.org"));
+
+    let ledgers = FileLedger::new(&dir.path().join("ledger")).unwrap();
+    let r = run_digests(
+        &ctx,
+        &subs,
+        &store,
+        &ledgers,
+        &mailer,
+        t("2026-03-10T08:00:00Z"),
+        false,
+    )
+    .await;
+    assert_eq!(r.subscribers[0].outcome, Outcome::Unsubscribed);
+    assert!(
+        matches!(r.subscribers[1].outcome, Outcome::Sent { .. }),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("out")).unwrap().count(),
+        1
+    );
+    // Ledger files are named by a hash, never by the address.
+    for e in std::fs::read_dir(dir.path().join("ledger")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.contains("example"), "{name}");
+    }
 }

@@ -59,6 +59,9 @@ pub struct SubscriberLedger {
     pub current: Option<Delivery>,
     /// Due instant of the last period dealt with (sent, skipped as empty, or failed).
     pub handled_due: Option<DateTime<Utc>>,
+    /// When the subscriber used the one-click unsubscribe link; no digest goes out after.
+    #[serde(default)]
+    pub unsubscribed: Option<DateTime<Utc>>,
 }
 
 /// What to do next for a subscriber.
@@ -106,6 +109,9 @@ impl SubscriberLedger {
         force: bool,
         message_id: impl Fn(&str) -> String,
     ) -> NextDigest {
+        if self.unsubscribed.is_some() {
+            return NextDigest::Nothing;
+        }
         if let Some(cur) = &self.current {
             match cur.state {
                 DeliveryState::Sending => return NextDigest::Send { resend: true },
@@ -149,6 +155,21 @@ impl SubscriberLedger {
         let until = if p.due > now { now } else { p.due };
         self.current = Some(open(&p, since, until, &message_id));
         NextDigest::Send { resend: false }
+    }
+
+    /// Records a one-click unsubscribe (idempotent: the first instant is kept). A digest in
+    /// `sending` stays as it is; nothing new is opened.
+    pub fn unsubscribe(&mut self, now: DateTime<Utc>) {
+        if self.unsubscribed.is_none() {
+            self.unsubscribed = Some(now);
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|d| d.state == DeliveryState::Pending)
+        {
+            self.current = None;
+        }
     }
 
     /// The open digest, if any.
@@ -339,6 +360,25 @@ mod tests {
         );
         l.next(&sched(), t("2026-03-11T09:00:00Z"), false, mid);
         assert_eq!(l.open_digest().unwrap().since, since);
+    }
+
+    #[test]
+    fn unsubscribed_gets_nothing() {
+        let mut l = SubscriberLedger::default();
+        l.next(&sched(), t("2026-03-10T09:00:00Z"), false, mid);
+        l.unsubscribe(t("2026-03-10T09:30:00Z"));
+        l.unsubscribe(t("2026-03-10T10:00:00Z"));
+        assert_eq!(l.unsubscribed, Some(t("2026-03-10T09:30:00Z")));
+        assert!(l.open_digest().is_none(), "pending digest dropped");
+        assert_eq!(
+            l.next(&sched(), t("2026-03-12T09:00:00Z"), true, mid),
+            NextDigest::Nothing
+        );
+        // An older record without the field still reads.
+        let old: SubscriberLedger =
+            serde_json::from_str(r#"{"last_sent":null,"current":null,"handled_due":null}"#)
+                .unwrap();
+        assert_eq!(old.unsubscribed, None);
     }
 
     #[test]

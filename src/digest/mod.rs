@@ -243,6 +243,97 @@ impl LedgerStore for MemoryLedger {
     }
 }
 
+/// Ledgers as one JSON file per subscriber in a folder, each replaced atomically and synced
+/// before `save` returns. For setups without the store's ledger tree (previews, tools).
+#[derive(Debug, Clone)]
+pub struct FileLedger {
+    dir: PathBuf,
+}
+
+impl FileLedger {
+    pub fn new(dir: &Path) -> Result<Self, DigestError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DigestError::Store(format!(
+                "cannot create ledger folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(FileLedger {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The file for one subscriber: a hash of the lower-cased email (no address on disk names).
+    fn path(&self, email: &str) -> PathBuf {
+        let d = ring::digest::digest(
+            &ring::digest::SHA256,
+            email.trim().to_ascii_lowercase().as_bytes(),
+        );
+        let mut name = String::with_capacity(70);
+        for b in d.as_ref().iter().take(16) {
+            name.push_str(&format!("{b:02x}"));
+        }
+        name.push_str(".json");
+        self.dir.join(name)
+    }
+}
+
+impl LedgerStore for FileLedger {
+    fn load(&self, email: &str) -> Result<SubscriberLedger, DigestError> {
+        let path = self.path(email);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                DigestError::Store(format!("ledger {} for {email}: {e}", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SubscriberLedger::default()),
+            Err(e) => Err(DigestError::Store(format!(
+                "cannot read ledger {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError> {
+        use std::io::Write;
+        let path = self.path(email);
+        let tmp = path.with_extension("json.tmp");
+        let err = |e: std::io::Error| {
+            DigestError::Store(format!("cannot write ledger {}: {e}", path.display()))
+        };
+        let bytes = serde_json::to_vec(ledger)
+            .map_err(|e| DigestError::Store(format!("cannot encode ledger for {email}: {e}")))?;
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        // Make the rename itself durable.
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Handles `GET/POST /unsubscribe/{token}`: finds the subscriber the token belongs to and
+/// records the unsubscribe in its ledger. None when the token matches no subscriber.
+pub fn unsubscribe<'a, L: LedgerStore>(
+    key: &DigestKey,
+    subscribers: &'a [SubscriberSettings],
+    ledgers: &L,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<&'a SubscriberSettings>, DigestError> {
+    let Some(sub) = key.subscriber_for_token(token, subscribers) else {
+        return Ok(None);
+    };
+    let mut ledger = ledgers.load(&sub.email)?;
+    if ledger.unsubscribed.is_none() {
+        ledger.unsubscribe(now);
+        ledgers.save(&sub.email, &ledger)?;
+    }
+    Ok(Some(sub))
+}
+
 // ---------------------------------------------------------------------------------------------
 // One run over all subscribers.
 
@@ -272,6 +363,8 @@ impl DigestContext<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     NotDue,
+    /// The subscriber used the unsubscribe link.
+    Unsubscribed,
     /// Accepted by the server (or written): the items are delivered.
     Sent {
         items: usize,
@@ -429,7 +522,7 @@ where
                 Err(e) => (None, Outcome::Error(e.to_string())),
             };
         match &outcome {
-            Outcome::NotDue => {}
+            Outcome::NotDue | Outcome::Unsubscribed => {}
             Outcome::Sent { items, .. } => {
                 tracing::info!(subscriber = %sub.email, period = ?period, items, "digest sent")
             }
@@ -462,6 +555,9 @@ where
 {
     let schedule = DigestSchedule::from_subscriber(sub);
     let mut ledger = ledgers.load(&sub.email)?;
+    if ledger.unsubscribed.is_some() {
+        return Ok((None, Outcome::Unsubscribed));
+    }
     let resend = match ledger.next(&schedule, now, force, |period| {
         ctx.key.message_id(&sub.email, period, &ctx.from)
     }) {
