@@ -199,6 +199,49 @@ pub trait LedgerStore {
     fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError>;
 }
 
+/// The most items one digest window reads from the store; the newest are kept (a digest
+/// shows at most `digest.max_items` of them anyway).
+pub const MAX_WINDOW_ITEMS: usize = 20_000;
+
+impl DigestItems for crate::store::Store {
+    /// Walks the store's time index newest first from `until`, page by page with an exact
+    /// cursor, and stops at `after` or at [`MAX_WINDOW_ITEMS`].
+    fn first_stored_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Item>, DigestError> {
+        use crate::store::{Cursor, Scope, MAX_PAGE};
+        let mut out = Vec::new();
+        // The index has microsecond keys: start just past `until`, compare exactly below.
+        let mut cursor = Cursor {
+            first_seen: until + chrono::Duration::microseconds(1),
+            id: ItemId(String::new()),
+        };
+        for _ in 0..=(MAX_WINDOW_ITEMS / MAX_PAGE + 1) {
+            let page = self
+                .latest(&Scope::All, Some(&cursor), MAX_PAGE)
+                .map_err(|e| DigestError::Store(e.to_string()))?;
+            let oldest = page.items.last().map(|i| i.first_seen);
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter(|i| i.first_seen <= until && after.is_none_or(|a| i.first_seen > a)),
+            );
+            let past_start = match (after, oldest) {
+                (Some(a), Some(o)) => o < a,
+                _ => false,
+            };
+            match page.next {
+                Some(next) if !past_start && out.len() < MAX_WINDOW_ITEMS => cursor = next,
+                _ => break,
+            }
+        }
+        out.truncate(MAX_WINDOW_ITEMS);
+        Ok(out)
+    }
+}
+
 /// Items held in memory (previews, tests).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryItems(pub Vec<Item>);
