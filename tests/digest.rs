@@ -1399,3 +1399,116 @@ async fn store_backed_consecutive_digests_deliver_each_item_once() {
     assert!(!htmls.iter().any(|h| h.contains("Day one other")));
     assert!(htmls[0].contains("Day one asylum") && htmls[1].contains("Day two late"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The commands.
+
+fn newsrelay(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_newsrelay"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run newsrelay")
+}
+
+#[test]
+fn digest_preview_and_send_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mail");
+    std::fs::create_dir_all(&out).unwrap();
+    let Some(server) = start_smtp(&out, &[]) else {
+        return;
+    };
+    // One item inside the window of the digest due most recently, one outside it.
+    let sub = subscriber("olga@example.org", &["asylum"], &[]);
+    let due = DigestSchedule::from_subscriber(&sub)
+        .latest_due(Utc::now())
+        .unwrap()
+        .due;
+    let mut inside = item(
+        "cli1",
+        "Command line item",
+        &["asylum"],
+        &[],
+        "2026-01-01T00:00:00Z",
+    );
+    inside.first_seen = due - Duration::hours(1);
+    let mut outside = item(
+        "cli2",
+        "Too early",
+        &["asylum"],
+        &[],
+        "2026-01-01T00:00:00Z",
+    );
+    outside.first_seen = due - Duration::days(3);
+    drop(store_with(dir.path(), &[inside, outside]));
+    let config = dir.path().join("newsrelay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"db\"\n[server]\nbase_url = \"https://news.example.org\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"ICMPD news <news@example.org>\"\n\
+             [[subscribers]]\nemail = \"olga@example.org\"\nprogrammes = [\"asylum\"]\n\
+             at = \"08:00\"\ntimezone = \"Europe/Vienna\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+
+    let preview_dir = dir.path().join("preview");
+    let o = newsrelay(
+        &config,
+        &["digest", "preview", "--out", preview_dir.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("olga@example.org") && stdout.contains("1 items written"),
+        "{stdout}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&preview_dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    // The key was created beside the store; the unsubscribe link uses it.
+    assert!(dir.path().join("digest/key").exists());
+
+    let o = newsrelay(&config, &["digest", "send"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("1 items sent"), "{stdout}");
+    let got = server.received(1);
+    assert_eq!(got.len(), 1, "the preview sent nothing; send sent one");
+    let html = part(&got[0], "text/html");
+    assert!(html.contains("Command line item") && !html.contains("Too early"));
+    assert!(
+        header(&got[0], "list-unsubscribe").starts_with("<https://news.example.org/unsubscribe/")
+    );
+
+    let o = newsrelay(&config, &["digest", "send"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(stdout.contains("nothing due (next: "), "{stdout}");
+    let o = newsrelay(&config, &["digest", "send", "--now"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(stdout.contains("no new items, not sent"), "{stdout}");
+    assert_eq!(server.received(2).len(), 1, "no second message");
+
+    // Without [smtp], send refuses with a clear line and exit 1.
+    std::fs::write(&config, "[store]\npath = \"db\"\n").unwrap();
+    let o = newsrelay(&config, &["digest", "send"]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("[smtp]") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

@@ -643,3 +643,115 @@ where
     ledgers.save(&sub.email, &ledger)?;
     Ok((period, outcome))
 }
+
+// ---------------------------------------------------------------------------------------------
+// From the validated config (the `digest` commands and the daemon).
+
+/// Where digest state lives: a `digest` folder beside the store's folder, holding the key
+/// (`key`) and the ledger (`ledger/`).
+pub fn state_dir(store_path: &Path) -> PathBuf {
+    match store_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join("digest"),
+        _ => PathBuf::from("digest"),
+    }
+}
+
+/// What a configured run does.
+#[derive(Debug, Clone)]
+pub enum RunMode {
+    /// Render due digests into `.eml` files in `out`; records nothing, sends nothing.
+    Preview {
+        out: PathBuf,
+        subscriber: Option<String>,
+    },
+    /// Send what is due over SMTP; with `force`, each subscriber's next digest now.
+    Send { force: bool },
+}
+
+/// Sender used for previews when `[smtp]` is absent.
+const PREVIEW_FROM: &str = "News digest <digest@localhost>";
+
+/// One digest run from the validated config: opens the store (read only use), the key and
+/// the ledger in [`state_dir`], and runs [`run_digests`] at `now`.
+pub async fn run_configured(
+    config: &crate::config::Config,
+    mode: &RunMode,
+    now: DateTime<Utc>,
+) -> Result<RunReport, DigestError> {
+    let from_text = match (&config.smtp, mode) {
+        (Some(smtp), _) => smtp.from.clone(),
+        (None, RunMode::Preview { .. }) => PREVIEW_FROM.to_string(),
+        (None, RunMode::Send { .. }) => {
+            return Err(DigestError::Store(format!(
+                "{}: digests are disabled: add an [smtp] section to send them",
+                config.path.display()
+            )))
+        }
+    };
+    let from: Mailbox = from_text.parse().map_err(|e| DigestError::Address {
+        to: from_text.clone(),
+        detail: format!("smtp.from: {e}"),
+    })?;
+    let dir = state_dir(&config.store.path);
+    let key = DigestKey::load_or_create(&dir.join("key"))?;
+    let mut names = DisplayNames::default();
+    for f in &config.feeds {
+        if let Some(t) = &f.title {
+            names.set_feed(&f.id, t);
+        }
+    }
+    let store = crate::store::Store::open(&config.store.path)
+        .map_err(|e| DigestError::Store(e.to_string()))?;
+    let file_ledger = FileLedger::new(&dir.join("ledger"))?;
+    let ctx = DigestContext {
+        settings: &config.digest,
+        base_url: &config.server.base_url,
+        from,
+        key: &key,
+        names: &names,
+        text_style: TextStyle::default(),
+    };
+    match mode {
+        RunMode::Preview { out, subscriber } => {
+            let subs: Vec<SubscriberSettings> = config
+                .subscribers
+                .iter()
+                .filter(|s| {
+                    subscriber
+                        .as_deref()
+                        .is_none_or(|w| w.eq_ignore_ascii_case(&s.email))
+                })
+                .cloned()
+                .collect();
+            if subs.is_empty() {
+                return Err(DigestError::Store(match subscriber {
+                    Some(w) => format!("no subscriber {w} in {}", config.path.display()),
+                    None => format!("no [[subscribers]] in {}", config.path.display()),
+                }));
+            }
+            // A copy of the ledger: the preview sees the real state and changes nothing.
+            let scratch = MemoryLedger::default();
+            for s in &subs {
+                scratch.save(&s.email, &file_ledger.load(&s.email)?)?;
+            }
+            let mailer = DirMailer::new(out)?;
+            Ok(run_digests(&ctx, &subs, &store, &scratch, &mailer, now, false).await)
+        }
+        RunMode::Send { force } => {
+            let smtp = config.smtp.as_ref().ok_or_else(|| {
+                DigestError::Store("digests are disabled: no [smtp] section".into())
+            })?;
+            let mailer = SmtpMailer::new(smtp, &SmtpOptions::default())?;
+            Ok(run_digests(
+                &ctx,
+                &config.subscribers,
+                &store,
+                &file_ledger,
+                &mailer,
+                now,
+                *force,
+            )
+            .await)
+        }
+    }
+}
