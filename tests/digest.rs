@@ -354,7 +354,12 @@ impl SmtpServer {
 
     /// Waits (bounded) until `n` messages arrived and returns them in arrival order.
     fn received(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        self.received_within(n, std::time::Duration::from_secs(10))
+    }
+
+    /// Like `received`, for checking that no more arrived: waits `wait` at most.
+    fn received_within(&self, n: usize, wait: std::time::Duration) -> Vec<Value> {
+        let deadline = Instant::now() + wait;
         loop {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&self.out)
                 .map(|rd| {
@@ -1500,7 +1505,13 @@ fn digest_preview_and_send_commands() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
     assert!(stdout.contains("no new items, not sent"), "{stdout}");
-    assert_eq!(server.received(2).len(), 1, "no second message");
+    assert_eq!(
+        server
+            .received_within(2, std::time::Duration::from_millis(500))
+            .len(),
+        1,
+        "no second message"
+    );
 
     // Without [smtp], send refuses with a clear line and exit 1.
     std::fs::write(&config, "[store]\npath = \"db\"\n").unwrap();
@@ -1510,5 +1521,80 @@ fn digest_preview_and_send_commands() {
     assert!(
         stderr.contains("[smtp]") && stderr.lines().count() == 1,
         "{stderr}"
+    );
+}
+
+#[test]
+fn killed_while_sending_resends_same_message_id_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mail");
+    std::fs::create_dir_all(&out).unwrap();
+    // The server records the first message, then keeps the client waiting for its answer.
+    let Some(server) = start_smtp(&out, &["--hold-first", "30"]) else {
+        return;
+    };
+    let sub = subscriber("pia@example.org", &[], &[]);
+    let due = DigestSchedule::from_subscriber(&sub)
+        .latest_due(Utc::now())
+        .unwrap()
+        .due;
+    let mut it = item(
+        "k1",
+        "Sent during a crash",
+        &["asylum"],
+        &[],
+        "2026-01-01T00:00:00Z",
+    );
+    it.first_seen = due - Duration::minutes(30);
+    drop(store_with(dir.path(), &[it]));
+    let config = dir.path().join("newsrelay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"db\"\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\n\
+             from = \"ICMPD news <news@example.org>\"\n\
+             [[subscribers]]\nemail = \"pia@example.org\"\ntimezone = \"Europe/Vienna\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_newsrelay"))
+        .arg("--config")
+        .arg(&config)
+        .args(["digest", "send"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the server holds the message, then kill the sender (SIGKILL).
+    assert_eq!(server.received(1).len(), 1, "first message arrived");
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed, not finished");
+
+    // Restart: the ledger on disk says `sending`; the same digest goes out again.
+    let o = newsrelay(&config, &["digest", "send"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("re-sent after an interrupted send"),
+        "{stdout}"
+    );
+    let got = server.received(2);
+    assert_eq!(got.len(), 2);
+    assert_eq!(header(&got[0], "message-id"), header(&got[1], "message-id"));
+    assert!(part(&got[1], "text/html").contains("Sent during a crash"));
+    // And nothing more: the period is now handled.
+    let o = newsrelay(&config, &["digest", "send"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing due"));
+    assert_eq!(
+        server
+            .received_within(3, std::time::Duration::from_millis(500))
+            .len(),
+        2
     );
 }

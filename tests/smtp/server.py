@@ -8,7 +8,8 @@ so a reader that sees it sees a complete record.
 
 Options make the server misbehave on purpose: --tempfail N answers the first N DATA commands
 with 451, --reject ADDR answers RCPT TO:<ADDR> with 550, --tls/--starttls use CERT and KEY,
---auth USER:PASSWORD requires that login. It stops by itself after --lifetime seconds.
+--auth USER:PASSWORD requires that login, --hold-first S records the first message and
+then waits S seconds before answering (a crash window). It stops by itself after --lifetime seconds.
 """
 import argparse
 import asyncio
@@ -28,8 +29,9 @@ import email.policy
 
 
 class Handler:
-    def __init__(self, out, tempfail, reject):
+    def __init__(self, out, tempfail, reject, hold_first):
         self.out = out
+        self.hold_first = hold_first
         self.tempfail = tempfail
         self.reject = {a.lower() for a in reject}
         self.count = 0
@@ -80,6 +82,9 @@ class Handler:
         with open(base + ".json.tmp", "w", encoding="utf-8") as f:
             json.dump(record, f)
         os.replace(base + ".json.tmp", base + ".json")
+        if self.count == 1 and self.hold_first > 0:
+            # Keep the client waiting for the answer: the window a crash test kills it in.
+            await asyncio.sleep(self.hold_first)
         return "250 Message accepted for delivery"
 
 
@@ -93,6 +98,8 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--auth", help="USER:PASSWORD")
+    p.add_argument("--hold-first", type=float, default=0.0,
+                   help="record the first message, then wait this long before answering")
     p.add_argument("--lifetime", type=float, default=120.0)
     a = p.parse_args()
 
@@ -109,7 +116,7 @@ def main():
             ok = (auth_data.login.decode() == user and auth_data.password.decode() == password)
             return AuthResult(success=ok)
 
-    handler = Handler(a.out, a.tempfail, a.reject)
+    handler = Handler(a.out, a.tempfail, a.reject, a.hold_first)
 
     def factory():
         kwargs = dict(hostname="test.invalid", enable_SMTPUTF8=True)
