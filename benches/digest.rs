@@ -5,6 +5,9 @@
 //! same process, and their ratios: the HTML part alone, the full message with the plain text
 //! written directly (the default), and the full message with the plain text from html2text
 //! over the whole HTML part. The window's items are prepared once, as a run does.
+//! Then end to end for 1,000 subscribers: items from the sled store, the synced file ledger,
+//! and delivery to a loopback SMTP server (when python3 and aiosmtpd are present), beside the
+//! same run into `.eml` files and with an in-memory ledger.
 //! Then criterion timings of one digest for each variant.
 
 use chrono::{DateTime, Duration, Utc, Weekday};
@@ -298,10 +301,145 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// End to end: items from the sled store, the durable file ledger (two synced writes per
+/// digest), and delivery to a loopback SMTP server (aiosmtpd, `tests/smtp/server.py`), beside
+/// the same run writing `.eml` files, and with an in-memory ledger, to show where time goes.
+fn end_to_end() {
+    use newsrelay::config::{SmtpSecurity, SmtpSettings};
+    use newsrelay::digest::{DirMailer, FileLedger, MemoryLedger, SmtpMailer, SmtpOptions};
+    let f = fixture();
+    let subs: Vec<SubscriberSettings> = f.subs.iter().take(E2E_SUBSCRIBERS).cloned().collect();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let store = newsrelay::store::Store::open(&dir.path().join("db")).expect("open store");
+    let intents: Vec<newsrelay::dedup::Intent> = f
+        .items
+        .iter()
+        .map(|i| newsrelay::dedup::Intent::Insert(Box::new(i.clone())))
+        .collect();
+    store
+        .apply(
+            &newsrelay::item::FeedId("icmpd-news".into()),
+            &intents,
+            None,
+        )
+        .expect("write store");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ctx = f.ctx(TextStyle::Direct);
+    let eml = DirMailer::new(&dir.path().join("eml")).expect("eml folder");
+    println!(
+        "end-to-end delivery, {E2E_SUBSCRIBERS} subscribers, items read from sled, {} items in the window:",
+        f.items.len()
+    );
+    let run = Run {
+        rt: &rt,
+        ctx: &ctx,
+        subs: &subs,
+        store: &store,
+    };
+    let mem_eml = run.timed("memory ledger, .eml files", &MemoryLedger::default(), &eml);
+    let ledger = FileLedger::new(&dir.path().join("ledger1")).expect("ledger");
+    let file_eml = run.timed("file ledger (synced), .eml files", &ledger, &eml);
+    match start_smtp_server(&dir.path().join("smtp")) {
+        None => println!("  SMTP loopback: skipped (python3 with aiosmtpd not available)"),
+        Some((mut child, port)) => {
+            let smtp = SmtpSettings {
+                host: "127.0.0.1".into(),
+                port,
+                security: SmtpSecurity::None,
+                from: "ICMPD news <news@example.org>".into(),
+                username: None,
+                password_file: None,
+                timeout: std::time::Duration::from_secs(30),
+            };
+            let mailer = SmtpMailer::new(&smtp, &SmtpOptions::default()).expect("mailer");
+            let ledger = FileLedger::new(&dir.path().join("ledger2")).expect("ledger");
+            let file_smtp = run.timed("file ledger (synced), SMTP loopback", &ledger, &mailer);
+            println!(
+                "  ratios: memory+eml / file+eml = {:.2}x, file+eml / file+SMTP = {:.2}x",
+                mem_eml / file_eml,
+                file_eml / file_smtp
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+const E2E_SUBSCRIBERS: usize = 1_000;
+
+struct Run<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    ctx: &'a DigestContext<'a>,
+    subs: &'a [SubscriberSettings],
+    store: &'a newsrelay::store::Store,
+}
+
+impl Run<'_> {
+    fn timed(
+        &self,
+        label: &str,
+        ledgers: &impl newsrelay::digest::LedgerStore,
+        mailer: &impl newsrelay::digest::Mailer,
+    ) -> f64 {
+        let start = Instant::now();
+        let report = self.rt.block_on(newsrelay::digest::run_digests(
+            self.ctx,
+            self.subs,
+            self.store,
+            ledgers,
+            mailer,
+            now(),
+            false,
+        ));
+        let rate = self.subs.len() as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "  {label:<38} {rate:>7.0} digests/s ({} sent, {} failed)",
+            report.sent(),
+            report.failed()
+        );
+        rate
+    }
+}
+
+/// Starts the test SMTP server; None when python3 or aiosmtpd is missing.
+fn start_smtp_server(out: &std::path::Path) -> Option<(std::process::Child, u16)> {
+    use std::io::BufRead;
+    std::fs::create_dir_all(out).ok()?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/server.py");
+    let mut child = std::process::Command::new("python3")
+        .arg("-u")
+        .arg(script)
+        .arg(out)
+        .args(["--lifetime", "600"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    let stdout = child.stdout.take()?;
+    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+    match line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+    {
+        Some(port) => Some((child, port)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
     report();
+    end_to_end();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
