@@ -354,6 +354,8 @@ fn end_to_end() {
                 password_file: None,
                 timeout: std::time::Duration::from_secs(30),
             };
+            // The transport's connection pool starts a task: build it inside the runtime.
+            let _inside = rt.enter();
             let mailer = SmtpMailer::new(&smtp, &SmtpOptions::default()).expect("mailer");
             let ledger = FileLedger::new(&dir.path().join("ledger2")).expect("ledger");
             let file_smtp = run.timed("file ledger (synced), SMTP loopback", &ledger, &mailer);

@@ -134,6 +134,20 @@ impl DigestSchedule {
     }
 }
 
+/// The next instant after `now` at which any subscriber's digest becomes due: when a daemon
+/// needs to wake up for digests (it may also wake every `digest.check_every` to retry).
+/// Computed afresh on every call, so a daylight-saving change never shifts it.
+pub fn next_digest_due(
+    subscribers: &[SubscriberSettings],
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    subscribers
+        .iter()
+        .filter_map(|s| DigestSchedule::from_subscriber(s).next_due(now))
+        .map(|p| p.due)
+        .min()
+}
+
 /// Resolves a local wall-clock time in `tz` to an instant, as [`DigestSchedule::due_on`] says.
 pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     let mut t = local;
@@ -201,6 +215,32 @@ mod tests {
         assert_eq!(p.local_date, NaiveDate::from_ymd_opt(2026, 3, 27).unwrap());
         assert_eq!(p.due, utc("2026-03-27T08:00:00Z"));
         assert_eq!(p.label(), "week 13");
+    }
+
+    #[test]
+    fn earliest_next_due_over_subscribers() {
+        let sub = |tz: Tz, at: (u32, u32)| SubscriberSettings {
+            email: "a@example.org".into(),
+            name: None,
+            programmes: Vec::new(),
+            initiatives: Vec::new(),
+            regions: Vec::new(),
+            frequency: Frequency::Daily,
+            at,
+            weekday: Weekday::Mon,
+            timezone: tz,
+        };
+        let subs = [
+            sub(chrono_tz::Europe::Vienna, (8, 0)),
+            sub(chrono_tz::America::New_York, (6, 0)),
+        ];
+        // On 8 March 2026 New York has changed to EDT (06:00 = 10:00 UTC), Vienna has not.
+        let now = utc("2026-03-08T08:00:00Z");
+        assert_eq!(
+            next_digest_due(&subs, now),
+            Some(utc("2026-03-08T10:00:00Z"))
+        );
+        assert_eq!(next_digest_due(&[], now), None);
     }
 
     #[test]

@@ -118,7 +118,8 @@ impl std::fmt::Debug for SmtpMailer {
 }
 
 impl SmtpMailer {
-    /// Builds the transport from `[smtp]`, reading the password file now.
+    /// Builds the transport from `[smtp]`, reading the password file now. Call it inside a
+    /// Tokio runtime: the connection pool starts a background task.
     pub fn new(settings: &SmtpSettings, options: &SmtpOptions) -> Result<Self, SendError> {
         let server = format!("{}:{}", settings.host, settings.port);
         let setup = |detail: String| SendError::Setup {
