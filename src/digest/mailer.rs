@@ -8,8 +8,9 @@
 //! message.
 
 use crate::config::{SmtpSecurity, SmtpSettings};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -101,11 +102,100 @@ pub struct SmtpOptions {
     pub extra_root_pem: Option<Vec<u8>>,
 }
 
-/// Sends over SMTP with lettre, reusing connections from a pool.
+/// Sends over SMTP with lettre. Plain and STARTTLS connections are opened here with
+/// `TCP_NODELAY` and kept open between digests (lettre's own transport writes the end-of-data
+/// marker as a separate small packet, which Nagle's algorithm holds back until the server's
+/// delayed acknowledgement: about 40 ms per message); implicit TLS uses lettre's pooled
+/// transport.
 pub struct SmtpMailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    sender: Sender,
     server: String,
     retry: RetryPolicy,
+}
+
+enum Sender {
+    Pooled(AsyncSmtpTransport<Tokio1Executor>),
+    Direct(Box<DirectSmtp>),
+}
+
+/// One kept-open connection, reopened after any error.
+struct DirectSmtp {
+    host: String,
+    port: u16,
+    timeout: Duration,
+    starttls: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    connection: tokio::sync::Mutex<Option<AsyncSmtpConnection>>,
+}
+
+/// How one attempt failed.
+enum AttemptError {
+    Permanent(String),
+    Temporary(String),
+}
+
+impl From<lettre::transport::smtp::Error> for AttemptError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        if e.is_permanent() {
+            AttemptError::Permanent(one_line(&e))
+        } else {
+            AttemptError::Temporary(one_line(&e))
+        }
+    }
+}
+
+impl DirectSmtp {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, AttemptError> {
+        let tcp = tokio::time::timeout(
+            self.timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| AttemptError::Temporary("connection timed out".into()))?
+        .map_err(|e| AttemptError::Temporary(format!("cannot connect: {e}")))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| AttemptError::Temporary(format!("cannot set TCP_NODELAY: {e}")))?;
+        let mut conn =
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
+        if let Some(tls) = &self.starttls {
+            conn.starttls(tls.clone(), &self.hello).await?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await?;
+        }
+        Ok(conn)
+    }
+
+    async fn send(&self, message: &Message) -> Result<(), AttemptError> {
+        let mut slot = self.connection.lock().await;
+        let attempt = async {
+            if slot.as_ref().is_none_or(|c| c.has_broken()) {
+                *slot = Some(self.connect().await?);
+            }
+            match slot.as_mut() {
+                Some(conn) => conn
+                    .send(message.envelope(), &message.formatted())
+                    .await
+                    .map(|_| ())
+                    .map_err(AttemptError::from),
+                None => Err(AttemptError::Temporary("no connection".into())),
+            }
+        };
+        // A whole exchange is bounded by four command timeouts.
+        let result = match tokio::time::timeout(self.timeout.saturating_mul(4), attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(AttemptError::Temporary("SMTP exchange timed out".into())),
+        };
+        if result.is_err() {
+            // Start the next attempt on a fresh connection.
+            if let Some(mut conn) = slot.take() {
+                conn.abort().await;
+            }
+        }
+        result
+    }
 }
 
 impl std::fmt::Debug for SmtpMailer {
@@ -118,8 +208,8 @@ impl std::fmt::Debug for SmtpMailer {
 }
 
 impl SmtpMailer {
-    /// Builds the transport from `[smtp]`, reading the password file now. Call it inside a
-    /// Tokio runtime: the connection pool starts a background task.
+    /// Builds the sender from `[smtp]`, reading the password file now. Call it inside a Tokio
+    /// runtime: with implicit TLS the connection pool starts a background task.
     pub fn new(settings: &SmtpSettings, options: &SmtpOptions) -> Result<Self, SendError> {
         let server = format!("{}:{}", settings.host, settings.port);
         let setup = |detail: String| SendError::Setup {
@@ -135,24 +225,43 @@ impl SmtpMailer {
             }
             b.build_rustls().map_err(|e| setup(format!("TLS: {e}")))
         };
-        let tls = match settings.security {
-            SmtpSecurity::None => Tls::None,
-            SmtpSecurity::StartTls => Tls::Required(tls_parameters()?),
-            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters()?),
+        let credentials = match &settings.username {
+            Some(user) => {
+                let password = match &settings.password_file {
+                    Some(path) => read_password(path)?,
+                    None => String::new(),
+                };
+                Some(Credentials::new(user.clone(), password))
+            }
+            None => None,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-            .port(settings.port)
-            .timeout(Some(settings.timeout))
-            .tls(tls);
-        if let Some(user) = &settings.username {
-            let password = match &settings.password_file {
-                Some(path) => read_password(path)?,
-                None => String::new(),
-            };
-            builder = builder.credentials(Credentials::new(user.clone(), password));
-        }
+        let sender = match settings.security {
+            SmtpSecurity::None | SmtpSecurity::StartTls => Sender::Direct(Box::new(DirectSmtp {
+                host: settings.host.clone(),
+                port: settings.port,
+                timeout: settings.timeout,
+                starttls: match settings.security {
+                    SmtpSecurity::StartTls => Some(tls_parameters()?),
+                    _ => None,
+                },
+                credentials,
+                hello: ClientId::default(),
+                connection: tokio::sync::Mutex::new(None),
+            })),
+            SmtpSecurity::Tls => {
+                let mut builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+                        .port(settings.port)
+                        .timeout(Some(settings.timeout))
+                        .tls(Tls::Wrapper(tls_parameters()?));
+                if let Some(c) = credentials {
+                    builder = builder.credentials(c);
+                }
+                Sender::Pooled(builder.build())
+            }
+        };
         Ok(SmtpMailer {
-            transport: builder.build(),
+            sender,
             server,
             retry: options.retry,
         })
@@ -183,17 +292,25 @@ impl Mailer for SmtpMailer {
         let attempts = self.retry.attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
-            match self.transport.send(message.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_permanent() => {
+            let result = match &self.sender {
+                Sender::Direct(direct) => direct.send(message).await,
+                Sender::Pooled(transport) => transport
+                    .send(message.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(AttemptError::from),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(AttemptError::Permanent(detail)) => {
                     return Err(SendError::Permanent {
                         server: self.server.clone(),
                         to,
-                        detail: one_line(&e),
+                        detail,
                     })
                 }
-                Err(e) => {
-                    last = one_line(&e);
+                Err(AttemptError::Temporary(detail)) => {
+                    last = detail;
                     tracing::warn!(server = %self.server, %to, attempt, error = %last, "digest refused temporarily");
                     if attempt < attempts {
                         tokio::time::sleep(self.retry.backoff(attempt)).await;
