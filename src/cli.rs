@@ -200,6 +200,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Run => run_daemon(&cli),
         Command::Fetch { feed } => fetch_once(&load_config(&cli)?, feed.as_deref()),
+        Command::Digest { action } => digest_command(&load_config(&cli)?, action),
         Command::Export => export_store(&load_config(&cli)?),
         Command::Import { file } => import_store(&load_config(&cli)?, file),
         Command::Classify {
@@ -649,5 +650,65 @@ fn classify_command(cli: &Cli, args: &ClassifyArgs<'_>) -> Result<(), Failure> {
                 report.errors.len() + report.classified
             ),
         })
+/// `newsrelay digest preview|send`: one line per subscriber; exit 1 when any digest failed.
+fn digest_command(config: &Config, action: &DigestAction) -> Result<(), Failure> {
+    use crate::digest::{run_configured, Outcome, RunMode};
+    let mode = match action {
+        DigestAction::Preview { subscriber, out } => RunMode::Preview {
+            out: out.clone(),
+            subscriber: subscriber.clone(),
+        },
+        DigestAction::Send { now } => RunMode::Send { force: *now },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let now = chrono::Utc::now();
+    let report = runtime.block_on(run_configured(config, &mode, now))?;
+    let verb = match mode {
+        RunMode::Preview { ref out, .. } => format!("written to {}", out.display()),
+        RunMode::Send { .. } => "sent".to_string(),
+    };
+    for s in &report.subscribers {
+        let period = s.period.as_deref().unwrap_or("-");
+        match &s.outcome {
+            Outcome::Sent { items, resend, .. } => println!(
+                "{}: {period}: {items} items {verb}{}",
+                s.email,
+                if *resend {
+                    " (re-sent after an interrupted send)"
+                } else {
+                    ""
+                }
+            ),
+            Outcome::NotDue => {
+                let next = config
+                    .subscribers
+                    .iter()
+                    .find(|c| c.email == s.email)
+                    .and_then(|c| crate::schedule::DigestSchedule::from_subscriber(c).next_due(now))
+                    .map_or("-".to_string(), |p| format!("{} at {}", p.key, p.due));
+                println!("{}: nothing due (next: {next})", s.email)
+            }
+            Outcome::Unsubscribed => println!("{}: unsubscribed", s.email),
+            Outcome::SkippedEmpty => println!("{}: {period}: no new items, not sent", s.email),
+            Outcome::TemporaryFailure(e) => {
+                eprintln!("newsrelay: {}: {period}: {e} (will retry)", s.email)
+            }
+            Outcome::PermanentFailure(e) | Outcome::Error(e) => {
+                eprintln!("newsrelay: {}: {period}: {e}", s.email)
+            }
+        }
+    }
+    match report.failed() {
+        0 => Ok(()),
+        n => Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{n} of {} digests failed (see above)",
+                report.subscribers.len()
+            ),
+        }),
     }
 }

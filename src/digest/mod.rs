@@ -1,0 +1,757 @@
+//! Digests: which items each subscriber gets, rendering them, sending, and the delivery ledger.
+//!
+//! In: subscribers from config, items first stored in a window (through [`DigestItems`]), each
+//! subscriber's [`SubscriberLedger`] (through [`LedgerStore`]), a clock value and a
+//! [`Mailer`]. Out: digests delivered once per (subscriber, period) and a [`RunReport`] line
+//! per subscriber. Submodules: `render` (content and message), `mailer` (SMTP and `.eml`
+//! senders), `ledger` (the pending → sending → sent state machine); the due arithmetic is in
+//! [`crate::schedule`]. It must never mark an item delivered before the SMTP server accepted
+//! the message, and one subscriber's failure never stops the others.
+
+pub mod ledger;
+pub mod mailer;
+pub mod render;
+
+pub use ledger::{Delivery, DeliveryState, LedgerError, NextDigest, SubscriberLedger};
+pub use mailer::{DirMailer, Mailer, RetryPolicy, SendError, SmtpMailer, SmtpOptions};
+pub use render::{
+    build_content, compose, matches, render_html, render_parts, render_text, subject,
+    DigestContent, DigestEntry, DigestFrame, DigestGroup, DisplayNames, MessageFacts,
+    PreparedEntry, PreparedWindow, RenderedParts, TextStyle,
+};
+
+use crate::config::{DigestSettings, SubscriberSettings};
+use crate::item::{Item, ItemId};
+use crate::schedule::DigestSchedule;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use thiserror::Error;
+
+/// A digest error, one readable line naming the subscriber or file concerned.
+#[derive(Debug, Error)]
+pub enum DigestError {
+    #[error("digest for {to}: cannot compose message: {detail}")]
+    Compose { to: String, detail: String },
+    #[error("digest for {to}: {detail} is not a valid mailbox")]
+    Address { to: String, detail: String },
+    #[error("digest for {subscriber}: no period is due or next for this schedule")]
+    NoPeriod { subscriber: String },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("digest key file {path}: {detail}")]
+    KeyFile { path: PathBuf, detail: String },
+    #[error("digest store: {0}")]
+    Store(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys: unsubscribe tokens and Message-IDs.
+
+/// The secret behind unsubscribe tokens and Message-IDs: HMAC-SHA256 over the subscriber's
+/// lower-cased email, so a token is verifiable without storing it and reveals nothing.
+pub struct DigestKey {
+    key: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DigestKey(..)")
+    }
+}
+
+/// Length of a generated secret in bytes.
+const SECRET_LEN: usize = 32;
+
+impl DigestKey {
+    pub fn new(secret: &[u8]) -> Self {
+        DigestKey {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// Reads the secret from `path`, creating it (32 random bytes, mode 0600) when missing.
+    pub fn load_or_create(path: &Path) -> Result<Self, DigestError> {
+        let err = |detail: String| DigestError::KeyFile {
+            path: path.to_path_buf(),
+            detail,
+        };
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.len() >= 16 => return Ok(DigestKey::new(&bytes)),
+            Ok(_) => {
+                return Err(err(
+                    "shorter than 16 bytes; delete it to make a new one".into()
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e.to_string())),
+        }
+        let mut secret = [0u8; SECRET_LEN];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+            .map_err(|_| err("no system randomness to create it".into()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        write_private(path, &secret).map_err(|e| err(e.to_string()))?;
+        Ok(DigestKey::new(&secret))
+    }
+
+    fn mac(&self, purpose: &str, email: &str) -> ring::hmac::Tag {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        ctx.update(purpose.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(email.trim().to_ascii_lowercase().as_bytes());
+        ctx.sign()
+    }
+
+    /// The subscriber's unsubscribe token (43 URL-safe characters).
+    pub fn unsubscribe_token(&self, email: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.mac("unsubscribe", email))
+    }
+
+    /// True when `token` is this subscriber's token (constant-time comparison).
+    pub fn verify_unsubscribe(&self, token: &str, email: &str) -> bool {
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()) else {
+            return false;
+        };
+        let mut ctx_msg = Vec::with_capacity(email.len() + 13);
+        ctx_msg.extend_from_slice(b"unsubscribe\0");
+        ctx_msg.extend_from_slice(email.trim().to_ascii_lowercase().as_bytes());
+        ring::hmac::verify(&self.key, &ctx_msg, &tag).is_ok()
+    }
+
+    /// The subscriber a token belongs to, if any (for `GET/POST /unsubscribe/{token}`).
+    pub fn subscriber_for_token<'a>(
+        &self,
+        token: &str,
+        subscribers: &'a [SubscriberSettings],
+    ) -> Option<&'a SubscriberSettings> {
+        subscribers
+            .iter()
+            .find(|s| self.verify_unsubscribe(token, &s.email))
+    }
+
+    /// `{base_url}/unsubscribe/{token}`.
+    pub fn unsubscribe_url(&self, base_url: &str, email: &str) -> String {
+        format!(
+            "{}/unsubscribe/{}",
+            base_url.trim_end_matches('/'),
+            self.unsubscribe_token(email)
+        )
+    }
+
+    /// `<digest.{period}.{keyed hash of the email}@{sender domain}>`: the same for every
+    /// (re-)send of one subscriber's digest for one period.
+    pub fn message_id(&self, email: &str, period: &str, from: &Mailbox) -> String {
+        let tag = self.mac("message-id", email);
+        let mut hex = String::with_capacity(32);
+        for b in tag.as_ref().iter().take(16) {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        let period: String = period
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        format!("<digest.{period}.{hex}@{}>", from.email.domain())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seams to the store.
+
+/// Where a digest's items come from: the store's items by first-stored time.
+pub trait DigestItems {
+    /// Items first stored after `after` (None: from the beginning) and at or before `until`.
+    fn first_stored_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Item>, DigestError>;
+}
+
+/// Where ledgers are kept: the store's `digest_ledger` tree, keyed by lower-cased email.
+/// `save` must be durable when it returns (the crash guarantees rest on it).
+pub trait LedgerStore {
+    fn load(&self, email: &str) -> Result<SubscriberLedger, DigestError>;
+    fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError>;
+}
+
+/// The most items one digest window reads from the store; the newest are kept (a digest
+/// shows at most `digest.max_items` of them anyway).
+pub const MAX_WINDOW_ITEMS: usize = 20_000;
+
+impl DigestItems for crate::store::Store {
+    /// Walks the store's time index newest first from `until`, page by page with an exact
+    /// cursor, and stops at `after` or at [`MAX_WINDOW_ITEMS`].
+    fn first_stored_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Item>, DigestError> {
+        use crate::store::{Cursor, Scope, MAX_PAGE};
+        let mut out = Vec::new();
+        // The index has microsecond keys: start just past `until`, compare exactly below.
+        let mut cursor = Cursor {
+            first_seen: until + chrono::Duration::microseconds(1),
+            id: ItemId(String::new()),
+        };
+        for _ in 0..=(MAX_WINDOW_ITEMS / MAX_PAGE + 1) {
+            let page = self
+                .latest(&Scope::All, Some(&cursor), MAX_PAGE)
+                .map_err(|e| DigestError::Store(e.to_string()))?;
+            let oldest = page.items.last().map(|i| i.first_seen);
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter(|i| i.first_seen <= until && after.is_none_or(|a| i.first_seen > a)),
+            );
+            let past_start = match (after, oldest) {
+                (Some(a), Some(o)) => o < a,
+                _ => false,
+            };
+            match page.next {
+                Some(next) if !past_start && out.len() < MAX_WINDOW_ITEMS => cursor = next,
+                _ => break,
+            }
+        }
+        out.truncate(MAX_WINDOW_ITEMS);
+        Ok(out)
+    }
+}
+
+/// Items held in memory (previews, tests).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryItems(pub Vec<Item>);
+
+impl DigestItems for MemoryItems {
+    fn first_stored_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Item>, DigestError> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|i| after.is_none_or(|a| i.first_seen > a) && i.first_seen <= until)
+            .cloned()
+            .collect())
+    }
+}
+
+/// Ledgers held in memory (previews, tests).
+#[derive(Debug, Default)]
+pub struct MemoryLedger(Mutex<HashMap<String, SubscriberLedger>>);
+
+impl LedgerStore for MemoryLedger {
+    fn load(&self, email: &str) -> Result<SubscriberLedger, DigestError> {
+        let map = self
+            .0
+            .lock()
+            .map_err(|_| DigestError::Store("ledger lock poisoned".into()))?;
+        Ok(map
+            .get(&email.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default())
+    }
+    fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError> {
+        let mut map = self
+            .0
+            .lock()
+            .map_err(|_| DigestError::Store("ledger lock poisoned".into()))?;
+        map.insert(email.to_ascii_lowercase(), ledger.clone());
+        Ok(())
+    }
+}
+
+/// Ledgers as one JSON file per subscriber in a folder, each replaced atomically and synced
+/// before `save` returns. For setups without the store's ledger tree (previews, tools).
+#[derive(Debug, Clone)]
+pub struct FileLedger {
+    dir: PathBuf,
+}
+
+impl FileLedger {
+    pub fn new(dir: &Path) -> Result<Self, DigestError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DigestError::Store(format!(
+                "cannot create ledger folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(FileLedger {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The file for one subscriber: a hash of the lower-cased email (no address on disk names).
+    fn path(&self, email: &str) -> PathBuf {
+        let d = ring::digest::digest(
+            &ring::digest::SHA256,
+            email.trim().to_ascii_lowercase().as_bytes(),
+        );
+        let mut name = String::with_capacity(70);
+        for b in d.as_ref().iter().take(16) {
+            name.push_str(&format!("{b:02x}"));
+        }
+        name.push_str(".json");
+        self.dir.join(name)
+    }
+}
+
+impl LedgerStore for FileLedger {
+    fn load(&self, email: &str) -> Result<SubscriberLedger, DigestError> {
+        let path = self.path(email);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                DigestError::Store(format!("ledger {} for {email}: {e}", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SubscriberLedger::default()),
+            Err(e) => Err(DigestError::Store(format!(
+                "cannot read ledger {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError> {
+        use std::io::Write;
+        let path = self.path(email);
+        let tmp = path.with_extension("json.tmp");
+        let err = |e: std::io::Error| {
+            DigestError::Store(format!("cannot write ledger {}: {e}", path.display()))
+        };
+        let bytes = serde_json::to_vec(ledger)
+            .map_err(|e| DigestError::Store(format!("cannot encode ledger for {email}: {e}")))?;
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        // Make the rename itself durable.
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Handles `GET/POST /unsubscribe/{token}`: finds the subscriber the token belongs to and
+/// records the unsubscribe in its ledger. None when the token matches no subscriber.
+pub fn unsubscribe<'a, L: LedgerStore>(
+    key: &DigestKey,
+    subscribers: &'a [SubscriberSettings],
+    ledgers: &L,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<&'a SubscriberSettings>, DigestError> {
+    let Some(sub) = key.subscriber_for_token(token, subscribers) else {
+        return Ok(None);
+    };
+    let mut ledger = ledgers.load(&sub.email)?;
+    if ledger.unsubscribed.is_none() {
+        ledger.unsubscribe(now);
+        ledgers.save(&sub.email, &ledger)?;
+    }
+    Ok(Some(sub))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run over all subscribers.
+
+/// Everything a digest run needs besides the seams.
+#[derive(Debug)]
+pub struct DigestContext<'a> {
+    pub settings: &'a DigestSettings,
+    /// The server's public base URL (unsubscribe links, "more items" link).
+    pub base_url: &'a str,
+    pub from: Mailbox,
+    pub key: &'a DigestKey,
+    pub names: &'a DisplayNames,
+    pub text_style: TextStyle,
+}
+
+impl DigestContext<'_> {
+    /// Subject prefix and heading: the sender's display name, else "News digest".
+    pub fn title(&self) -> &str {
+        match self.from.name.as_deref() {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => "News digest",
+        }
+    }
+}
+
+/// What happened for one subscriber in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    NotDue,
+    /// The subscriber used the unsubscribe link.
+    Unsubscribed,
+    /// Accepted by the server (or written): the items are delivered.
+    Sent {
+        items: usize,
+        message_id: String,
+        resend: bool,
+    },
+    /// No matching items and `digest.send_empty` is off.
+    SkippedEmpty,
+    /// Will be tried again on a later check.
+    TemporaryFailure(String),
+    /// Given up for this period; the items go in the next digest.
+    PermanentFailure(String),
+    /// Something else went wrong (store, message); nothing was marked.
+    Error(String),
+}
+
+/// One line of a run's report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriberOutcome {
+    pub email: String,
+    pub period: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// The result of a run: one line per subscriber.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunReport {
+    pub subscribers: Vec<SubscriberOutcome>,
+}
+
+impl RunReport {
+    pub fn sent(&self) -> usize {
+        self.subscribers
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Sent { .. }))
+            .count()
+    }
+    pub fn failed(&self) -> usize {
+        self.subscribers
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.outcome,
+                    Outcome::TemporaryFailure(_) | Outcome::PermanentFailure(_) | Outcome::Error(_)
+                )
+            })
+            .count()
+    }
+}
+
+/// Renders `delivery` for `sub` from the window's prepared items into a message.
+pub fn render_open_digest<'w>(
+    ctx: &DigestContext<'_>,
+    sub: &SubscriberSettings,
+    delivery: &Delivery,
+    window: &'w PreparedWindow,
+    now: DateTime<Utc>,
+) -> Result<(lettre::Message, DigestContent<'w>), DigestError> {
+    let schedule = DigestSchedule::from_subscriber(sub);
+    let period = schedule
+        .period_on(delivery.due.with_timezone(&sub.timezone).date_naive())
+        .or_else(|| schedule.latest_due(delivery.due))
+        .ok_or_else(|| DigestError::NoPeriod {
+            subscriber: sub.email.clone(),
+        })?;
+    let content = build_content(sub, window, ctx.names, ctx.settings.max_items);
+    let unsubscribe_url = ctx.key.unsubscribe_url(ctx.base_url, &sub.email);
+    let frame = DigestFrame {
+        title: ctx.title(),
+        period: &period,
+        unsubscribe_url: &unsubscribe_url,
+        base_url: ctx.base_url.trim_end_matches('/'),
+    };
+    let parts = render_parts(&frame, &content, ctx.text_style);
+    let to = mailbox_for(sub)?;
+    let facts = MessageFacts {
+        from: &ctx.from,
+        to,
+        message_id: &delivery.message_id,
+        unsubscribe_url: &unsubscribe_url,
+        date: now,
+    };
+    Ok((compose(&facts, parts)?, content))
+}
+
+/// Prepared windows of one run, keyed by (since, until): subscribers on the same schedule
+/// share one store read and one preparation.
+struct WindowCache<'a, I> {
+    items: &'a I,
+    names: &'a DisplayNames,
+    windows: HashMap<(Option<DateTime<Utc>>, DateTime<Utc>), PreparedWindow>,
+}
+
+/// Windows kept at once; distinct windows come from distinct schedules, so this is rarely hit.
+const MAX_CACHED_WINDOWS: usize = 64;
+
+impl<I: DigestItems> WindowCache<'_, I> {
+    fn get(
+        &mut self,
+        since: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<&PreparedWindow, DigestError> {
+        if !self.windows.contains_key(&(since, until)) {
+            if self.windows.len() >= MAX_CACHED_WINDOWS {
+                self.windows.clear();
+            }
+            let items = self.items.first_stored_between(since, until)?;
+            let window = PreparedWindow::new(&items, self.names);
+            self.windows.insert((since, until), window);
+        }
+        self.windows
+            .get(&(since, until))
+            .ok_or_else(|| DigestError::Store("prepared window vanished".into()))
+    }
+}
+
+fn mailbox_for(sub: &SubscriberSettings) -> Result<Mailbox, DigestError> {
+    let addr = sub
+        .email
+        .parse::<lettre::Address>()
+        .map_err(|e| DigestError::Address {
+            to: sub.email.clone(),
+            detail: e.to_string(),
+        })?;
+    Ok(Mailbox::new(sub.name.clone(), addr))
+}
+
+/// One pass over every subscriber at `now`: open what is due (or, with `force`, the next
+/// period early), render it, persist `sending`, hand it to the mailer, persist the result.
+/// Each subscriber is independent: a failure is reported in its line and the run goes on.
+pub async fn run_digests<I, L, M>(
+    ctx: &DigestContext<'_>,
+    subscribers: &[SubscriberSettings],
+    items: &I,
+    ledgers: &L,
+    mailer: &M,
+    now: DateTime<Utc>,
+    force: bool,
+) -> RunReport
+where
+    I: DigestItems,
+    L: LedgerStore,
+    M: Mailer,
+{
+    let mut report = RunReport::default();
+    let mut windows = WindowCache {
+        items,
+        names: ctx.names,
+        windows: HashMap::new(),
+    };
+    for sub in subscribers {
+        let (period, outcome) =
+            match deliver_one(ctx, sub, &mut windows, ledgers, mailer, now, force).await {
+                Ok(x) => x,
+                Err(e) => (None, Outcome::Error(e.to_string())),
+            };
+        match &outcome {
+            Outcome::NotDue | Outcome::Unsubscribed => {}
+            Outcome::Sent { items, .. } => {
+                tracing::info!(subscriber = %sub.email, period = ?period, items, "digest sent")
+            }
+            other => {
+                tracing::warn!(subscriber = %sub.email, period = ?period, outcome = ?other, "digest not sent")
+            }
+        }
+        report.subscribers.push(SubscriberOutcome {
+            email: sub.email.clone(),
+            period,
+            outcome,
+        });
+    }
+    report
+}
+
+async fn deliver_one<I, L, M>(
+    ctx: &DigestContext<'_>,
+    sub: &SubscriberSettings,
+    windows: &mut WindowCache<'_, I>,
+    ledgers: &L,
+    mailer: &M,
+    now: DateTime<Utc>,
+    force: bool,
+) -> Result<(Option<String>, Outcome), DigestError>
+where
+    I: DigestItems,
+    L: LedgerStore,
+    M: Mailer,
+{
+    let schedule = DigestSchedule::from_subscriber(sub);
+    let mut ledger = ledgers.load(&sub.email)?;
+    if ledger.unsubscribed.is_some() {
+        return Ok((None, Outcome::Unsubscribed));
+    }
+    let resend = match ledger.next(&schedule, now, force, |period| {
+        ctx.key.message_id(&sub.email, period, &ctx.from)
+    }) {
+        NextDigest::Nothing => return Ok((None, Outcome::NotDue)),
+        NextDigest::Send { resend } => resend,
+    };
+    let Some(delivery) = ledger.open_digest().cloned() else {
+        return Ok((None, Outcome::NotDue));
+    };
+    let period = Some(delivery.period.clone());
+    let window = windows.get(delivery.since, delivery.until)?;
+    let (message, content) = render_open_digest(ctx, sub, &delivery, window, now)?;
+    if content.is_empty() && !ctx.settings.send_empty && !resend {
+        ledger.mark_skipped_empty()?;
+        ledgers.save(&sub.email, &ledger)?;
+        return Ok((period, Outcome::SkippedEmpty));
+    }
+    let ids: Vec<ItemId> = content.item_ids().map(|i| ItemId(i.to_string())).collect();
+    ledger.mark_sending(ids)?;
+    ledgers.save(&sub.email, &ledger)?;
+    let outcome = match mailer.send(&message).await {
+        Ok(()) => {
+            ledger.mark_sent()?;
+            Outcome::Sent {
+                items: content.item_count(),
+                message_id: delivery.message_id.clone(),
+                resend,
+            }
+        }
+        Err(e @ SendError::Permanent { .. }) => {
+            ledger.mark_permanent_failure(&e.to_string())?;
+            Outcome::PermanentFailure(e.to_string())
+        }
+        // Temporary refusals and local trouble (files, setup): the digest stays pending.
+        Err(e) => {
+            ledger.mark_temporary_failure(&e.to_string())?;
+            Outcome::TemporaryFailure(e.to_string())
+        }
+    };
+    ledgers.save(&sub.email, &ledger)?;
+    Ok((period, outcome))
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the validated config (the `digest` commands and the daemon).
+
+/// Where digest state lives: a `digest` folder beside the store's folder, holding the key
+/// (`key`) and the ledger (`ledger/`).
+pub fn state_dir(store_path: &Path) -> PathBuf {
+    match store_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join("digest"),
+        _ => PathBuf::from("digest"),
+    }
+}
+
+/// What a configured run does.
+#[derive(Debug, Clone)]
+pub enum RunMode {
+    /// Render due digests into `.eml` files in `out`; records nothing, sends nothing.
+    Preview {
+        out: PathBuf,
+        subscriber: Option<String>,
+    },
+    /// Send what is due over SMTP; with `force`, each subscriber's next digest now.
+    Send { force: bool },
+}
+
+/// Sender used for previews when `[smtp]` is absent.
+const PREVIEW_FROM: &str = "News digest <digest@localhost>";
+
+/// One digest run from the validated config: opens the store (read only use), the key and
+/// the ledger in [`state_dir`], and runs [`run_digests`] at `now`.
+pub async fn run_configured(
+    config: &crate::config::Config,
+    mode: &RunMode,
+    now: DateTime<Utc>,
+) -> Result<RunReport, DigestError> {
+    let from_text = match (&config.smtp, mode) {
+        (Some(smtp), _) => smtp.from.clone(),
+        (None, RunMode::Preview { .. }) => PREVIEW_FROM.to_string(),
+        (None, RunMode::Send { .. }) => {
+            return Err(DigestError::Store(format!(
+                "{}: digests are disabled: add an [smtp] section to send them",
+                config.path.display()
+            )))
+        }
+    };
+    let from: Mailbox = from_text.parse().map_err(|e| DigestError::Address {
+        to: from_text.clone(),
+        detail: format!("smtp.from: {e}"),
+    })?;
+    let dir = state_dir(&config.store.path);
+    let key = DigestKey::load_or_create(&dir.join("key"))?;
+    let mut names = DisplayNames::default();
+    for f in &config.feeds {
+        if let Some(t) = &f.title {
+            names.set_feed(&f.id, t);
+        }
+    }
+    let store = crate::store::Store::open(&config.store.path)
+        .map_err(|e| DigestError::Store(e.to_string()))?;
+    let file_ledger = FileLedger::new(&dir.join("ledger"))?;
+    let ctx = DigestContext {
+        settings: &config.digest,
+        base_url: &config.server.base_url,
+        from,
+        key: &key,
+        names: &names,
+        text_style: TextStyle::default(),
+    };
+    match mode {
+        RunMode::Preview { out, subscriber } => {
+            let subs: Vec<SubscriberSettings> = config
+                .subscribers
+                .iter()
+                .filter(|s| {
+                    subscriber
+                        .as_deref()
+                        .is_none_or(|w| w.eq_ignore_ascii_case(&s.email))
+                })
+                .cloned()
+                .collect();
+            if subs.is_empty() {
+                return Err(DigestError::Store(match subscriber {
+                    Some(w) => format!("no subscriber {w} in {}", config.path.display()),
+                    None => format!("no [[subscribers]] in {}", config.path.display()),
+                }));
+            }
+            // A copy of the ledger: the preview sees the real state and changes nothing.
+            let scratch = MemoryLedger::default();
+            for s in &subs {
+                scratch.save(&s.email, &file_ledger.load(&s.email)?)?;
+            }
+            let mailer = DirMailer::new(out)?;
+            Ok(run_digests(&ctx, &subs, &store, &scratch, &mailer, now, false).await)
+        }
+        RunMode::Send { force } => {
+            let smtp = config.smtp.as_ref().ok_or_else(|| {
+                DigestError::Store("digests are disabled: no [smtp] section".into())
+            })?;
+            let mailer = SmtpMailer::new(smtp, &SmtpOptions::default())?;
+            Ok(run_digests(
+                &ctx,
+                &config.subscribers,
+                &store,
+                &file_ledger,
+                &mailer,
+                now,
+                *force,
+            )
+            .await)
+        }
+    }
+}
