@@ -392,18 +392,25 @@ impl Fetcher {
                 return Err(self.too_large(url, format!("Content-Length {len}")));
             }
         }
-        let initial = declared.unwrap_or(64 * 1024).min(self.max_body);
-        let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+        // Chunks are kept as they arrive (no copy) and joined once at the end into an
+        // exactly sized buffer; what is held never passes the cap by more than one chunk.
+        let mut chunks = Vec::new();
+        let mut total: u64 = 0;
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.transport_error(url, &e))?;
-            let total = body.len() as u64 + chunk.len() as u64;
+            total += chunk.len() as u64;
             if total > self.max_body {
                 return Err(self.too_large(url, format!("stopped after {total} bytes")));
             }
-            body.extend_from_slice(&chunk);
+            if !chunk.is_empty() {
+                chunks.push(chunk);
+            }
         }
-        Ok(body)
+        Ok(match chunks.len() {
+            1 => chunks.pop().map(Vec::from).unwrap_or_default(),
+            _ => chunks.concat(),
+        })
     }
 
     async fn fetch_file(&self, url: &Url, req: &FetchRequest) -> Result<FetchOutcome, FetchError> {
