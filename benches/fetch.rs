@@ -152,27 +152,44 @@ fn fetch_vs_reqwest(c: &mut Criterion) {
     group.finish();
 }
 
-/// Interleaved rounds so both clients see the same machine load; prints the ratio.
+/// Interleaved rounds, alternating which client goes first, so both see the same machine load;
+/// prints the median time of each and the ratio of the medians.
 fn print_ratio() {
     let b = setup();
     for path in ["/feed", "/feed.gz"] {
-        let (mut ours, mut theirs) = (Duration::ZERO, Duration::ZERO);
-        let rounds = 300;
-        for _ in 0..rounds {
-            let t = Instant::now();
-            black_box(b.with_fetcher(path));
-            ours += t.elapsed();
-            let t = Instant::now();
-            black_box(b.with_reqwest(path));
-            theirs += t.elapsed();
+        let rounds = 400;
+        let (mut ours, mut theirs) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+        for round in 0..rounds {
+            let mut time_ours = || {
+                let t = Instant::now();
+                black_box(b.with_fetcher(path));
+                ours.push(t.elapsed());
+            };
+            let mut time_theirs = || {
+                let t = Instant::now();
+                black_box(b.with_reqwest(path));
+                theirs.push(t.elapsed());
+            };
+            if round % 2 == 0 {
+                time_ours();
+                time_theirs();
+            } else {
+                time_theirs();
+                time_ours();
+            }
         }
-        let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(rounds);
+        let median = |v: &mut Vec<Duration>| {
+            v.sort();
+            v.get(v.len() / 2).copied().unwrap_or_default()
+        };
+        let (m_ours, m_theirs) = (median(&mut ours), median(&mut theirs));
         println!(
-            "fetch {path} ({} bytes): newsrelay {:.0} µs, bare reqwest {:.0} µs, ratio {:.2}x",
+            "fetch {path} ({} bytes decoded), median of {rounds}: newsrelay {:.0} µs, \
+             bare reqwest {:.0} µs, ratio {:.2}x",
             b.size,
-            per(ours),
-            per(theirs),
-            ours.as_secs_f64() / theirs.as_secs_f64()
+            m_ours.as_secs_f64() * 1e6,
+            m_theirs.as_secs_f64() * 1e6,
+            m_ours.as_secs_f64() / m_theirs.as_secs_f64()
         );
     }
 }
