@@ -712,6 +712,34 @@ async fn endless_chunked_body_is_cut_at_the_cap() {
 }
 
 #[tokio::test]
+async fn many_tiny_chunks_arrive_intact() {
+    // 3000 one-byte chunks: more than the fetcher holds before joining them.
+    let expected: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let served = expected.clone();
+    let (addr, _log) = serve(move |mut stream, _req| {
+        let served = served.clone();
+        async move {
+            let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for b in &served {
+                out.extend_from_slice(b"1\r\n");
+                out.push(*b);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            let _ = stream.write_all(&out).await;
+            let _ = stream.shutdown().await;
+        }
+    })
+    .await;
+    let feed = modified(
+        fetcher(&settings())
+            .fetch(&request(format!("http://{addr}/tiny")))
+            .await,
+    );
+    assert_eq!(feed.body, expected);
+}
+
+#[tokio::test]
 async fn huge_content_length_is_refused_before_reading() {
     let (addr, _log) = serve(|mut stream, _req| async move {
         let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n";

@@ -30,6 +30,9 @@ use url::Url;
 /// Response headers handed to the parser, by lower-case name.
 pub const PARSER_HEADERS: [&str; 3] = ["content-type", "content-location", "content-language"];
 
+/// Body chunks held before they are joined into one buffer.
+const CHUNKS_BEFORE_JOIN: usize = 256;
+
 /// Host semaphores are pruned of idle entries once the map holds this many hosts.
 const HOST_MAP_PRUNE_AT: usize = 1024;
 
@@ -393,7 +396,9 @@ impl Fetcher {
             }
         }
         // Chunks are kept as they arrive (no copy) and joined once at the end into an
-        // exactly sized buffer; what is held never passes the cap by more than one chunk.
+        // exactly sized buffer. A server dribbling tiny chunks cannot make the chunk list
+        // outgrow the body: every CHUNKS_BEFORE_JOIN chunks are joined into `joined`.
+        let mut joined: Vec<u8> = Vec::new();
         let mut chunks = Vec::new();
         let mut total: u64 = 0;
         let mut stream = response.bytes_stream();
@@ -406,11 +411,16 @@ impl Fetcher {
             if !chunk.is_empty() {
                 chunks.push(chunk);
             }
+            if chunks.len() >= CHUNKS_BEFORE_JOIN {
+                chunks.drain(..).for_each(|c| joined.extend_from_slice(&c));
+            }
         }
-        Ok(match chunks.len() {
-            1 => chunks.pop().map(Vec::from).unwrap_or_default(),
-            _ => chunks.concat(),
-        })
+        if joined.is_empty() && chunks.len() == 1 {
+            return Ok(chunks.pop().map(Vec::from).unwrap_or_default());
+        }
+        joined.reserve_exact(chunks.iter().map(|c| c.len()).sum());
+        chunks.iter().for_each(|c| joined.extend_from_slice(c));
+        Ok(joined)
     }
 
     async fn fetch_file(&self, url: &Url, req: &FetchRequest) -> Result<FetchOutcome, FetchError> {
