@@ -30,6 +30,9 @@ use url::Url;
 /// Response headers handed to the parser, by lower-case name.
 pub const PARSER_HEADERS: [&str; 3] = ["content-type", "content-location", "content-language"];
 
+/// Body chunks held before they are joined into one buffer.
+const CHUNKS_BEFORE_JOIN: usize = 256;
+
 /// Host semaphores are pruned of idle entries once the map holds this many hosts.
 const HOST_MAP_PRUNE_AT: usize = 1024;
 
@@ -392,18 +395,32 @@ impl Fetcher {
                 return Err(self.too_large(url, format!("Content-Length {len}")));
             }
         }
-        let initial = declared.unwrap_or(64 * 1024).min(self.max_body);
-        let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+        // Chunks are kept as they arrive (no copy) and joined once at the end into an
+        // exactly sized buffer. A server dribbling tiny chunks cannot make the chunk list
+        // outgrow the body: every CHUNKS_BEFORE_JOIN chunks are joined into `joined`.
+        let mut joined: Vec<u8> = Vec::new();
+        let mut chunks = Vec::new();
+        let mut total: u64 = 0;
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.transport_error(url, &e))?;
-            let total = body.len() as u64 + chunk.len() as u64;
+            total += chunk.len() as u64;
             if total > self.max_body {
                 return Err(self.too_large(url, format!("stopped after {total} bytes")));
             }
-            body.extend_from_slice(&chunk);
+            if !chunk.is_empty() {
+                chunks.push(chunk);
+            }
+            if chunks.len() >= CHUNKS_BEFORE_JOIN {
+                chunks.drain(..).for_each(|c| joined.extend_from_slice(&c));
+            }
         }
-        Ok(body)
+        if joined.is_empty() && chunks.len() == 1 {
+            return Ok(chunks.pop().map(Vec::from).unwrap_or_default());
+        }
+        joined.reserve_exact(chunks.iter().map(|c| c.len()).sum());
+        chunks.iter().for_each(|c| joined.extend_from_slice(c));
+        Ok(joined)
     }
 
     async fn fetch_file(&self, url: &Url, req: &FetchRequest) -> Result<FetchOutcome, FetchError> {
