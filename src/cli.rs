@@ -188,11 +188,59 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", EXAMPLE_CONFIG);
             Ok(())
         }
+        Command::Export => export_store(&load_config(&cli)?),
+        Command::Import { file } => import_store(&load_config(&cli)?, file),
         other => Err(Failure {
             code: 1,
             error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
         }),
     }
+}
+
+/// `newsrelay export`: the whole store as JSON lines on standard output.
+fn export_store(config: &Config) -> Result<(), Failure> {
+    let store = crate::store::Store::open(&config.store.path)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let r = store.export(&mut out)?;
+    eprintln!(
+        "exported {} items, {} feed states, {} tombstones",
+        r.items, r.feed_states, r.tombstones
+    );
+    Ok(())
+}
+
+/// `newsrelay import FILE`: restores JSON lines; prints a progress line after each durable
+/// batch (`durable through line L, N items added`); bad lines are reported and skipped.
+fn import_store(config: &Config, file: &std::path::Path) -> Result<(), Failure> {
+    let store = crate::store::Store::open(&config.store.path)?;
+    let f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut input = std::io::BufReader::new(f);
+    let mut stdout = std::io::stdout().lock();
+    let r = store.import(&mut input, &mut |p| {
+        // Progress is advisory: a closed stdout must not stop the import.
+        let _ = writeln!(
+            stdout,
+            "durable through line {}, {} items added",
+            p.durable_through_line, p.items_added
+        );
+        let _ = stdout.flush();
+    })?;
+    for e in &r.errors {
+        eprintln!("newsrelay: {}: {e}", file.display());
+    }
+    println!(
+        "imported {} items ({} already present), {} feed states, {} tombstones from {} lines",
+        r.items_added, r.items_present, r.feed_states, r.tombstones, r.lines
+    );
+    if r.bad_lines > 0 {
+        return Err(anyhow::anyhow!(
+            "{}: {} bad lines skipped (see above)",
+            file.display(),
+            r.bad_lines
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn read_input(file: Option<&std::path::Path>) -> Result<Vec<u8>> {

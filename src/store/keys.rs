@@ -1,0 +1,170 @@
+//! Key and value layouts of every tree, in one place.
+//!
+//! In: ids, instants, label ids, URLs. Out: byte keys whose lexicographic order is the order the
+//! queries scan in (instants big-endian with the sign bit flipped), and values that start with a
+//! version byte. It must never panic on a malformed key read back from disk: decoders return
+//! `None`.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// Tree names.
+pub const ITEMS: &str = "items";
+pub const ITEM_TIME: &str = "item_time";
+pub const FEED_TIME: &str = "feed_time";
+pub const LABEL_TIME: &str = "label_time";
+pub const URL_INDEX: &str = "url_index";
+pub const FINGERPRINTS: &str = "fingerprints";
+pub const FEED_STATE: &str = "feed_state";
+pub const TOMBSTONES: &str = "tombstones";
+pub const DIGEST_LEDGER: &str = "digest_ledger";
+pub const META: &str = "meta";
+
+/// `meta` keys.
+pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+pub const META_RELABEL_PROGRESS: &[u8] = b"relabel_progress";
+
+/// First byte of every value this version writes.
+pub const VALUE_VERSION: u8 = 1;
+
+/// Separates a feed or label id from the instant in composite keys (ids never contain NUL).
+pub const SEP: u8 = 0;
+
+/// Number of bands the 64-bit fingerprint is cut into for near-duplicate lookup. Two
+/// fingerprints within `FINGERPRINT_BANDS - 1` bits of each other agree exactly on at least one
+/// band (pigeonhole), so a lookup reads only the entries sharing a band value.
+pub const FINGERPRINT_BANDS: u32 = 4;
+
+/// An instant as 8 bytes that sort in time order (microseconds, sign bit flipped, big-endian).
+pub fn instant(t: DateTime<Utc>) -> [u8; 8] {
+    ((t.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn decode_instant(b: &[u8]) -> Option<DateTime<Utc>> {
+    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    let micros = (u64::from_be_bytes(arr) ^ (1 << 63)) as i64;
+    Utc.timestamp_micros(micros).single()
+}
+
+/// `item_time`: instant ‖ id.
+pub fn time_key(t: DateTime<Utc>, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.len());
+    k.extend_from_slice(&instant(t));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Splits an `item_time` key (or the tail of a prefixed one) into instant and id.
+pub fn split_time_key(k: &[u8]) -> Option<(DateTime<Utc>, String)> {
+    let t = decode_instant(k)?;
+    let id = std::str::from_utf8(k.get(8..)?).ok()?;
+    Some((t, id.to_string()))
+}
+
+/// Prefix of `feed_time` / `label_time` keys for one feed or label: name ‖ NUL.
+pub fn scoped_prefix(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 1);
+    k.extend_from_slice(name.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// `feed_time` / `label_time`: name ‖ NUL ‖ instant ‖ id.
+pub fn scoped_time_key(name: &str, t: DateTime<Utc>, id: &str) -> Vec<u8> {
+    let mut k = scoped_prefix(name);
+    k.extend_from_slice(&time_key(t, id));
+    k
+}
+
+/// Splits a scoped key into name, instant and id.
+pub fn split_scoped_key(k: &[u8]) -> Option<(&str, DateTime<Utc>, String)> {
+    let at = k.iter().position(|b| *b == SEP)?;
+    let name = std::str::from_utf8(k.get(..at)?).ok()?;
+    let (t, id) = split_time_key(k.get(at + 1..)?)?;
+    Some((name, t, id))
+}
+
+/// The (band number, band value) pairs of a fingerprint.
+pub fn fingerprint_bands(fp: u64) -> impl Iterator<Item = (u8, u64)> {
+    let width = 64 / FINGERPRINT_BANDS;
+    let mask = if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    (0..FINGERPRINT_BANDS).map(move |b| (b as u8, (fp >> (b * width)) & mask))
+}
+
+/// `fingerprints` prefix for one band: band ‖ value (8 bytes).
+pub fn fingerprint_prefix(band: u8, value: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = band;
+    k[1..].copy_from_slice(&value.to_be_bytes());
+    k
+}
+
+/// `fingerprints`: band ‖ value ‖ id → the whole fingerprint.
+pub fn fingerprint_key(band: u8, value: u64, id: &str) -> Vec<u8> {
+    let mut k = fingerprint_prefix(band, value).to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `tombstones`: `i` ‖ id, and `u` ‖ canonical URL.
+pub fn tombstone_id_key(id: &str) -> Vec<u8> {
+    let mut k = b"i".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub fn tombstone_url_key(url: &str) -> Vec<u8> {
+    let mut k = b"u".to_vec();
+    k.extend_from_slice(url.as_bytes());
+    k
+}
+
+/// A value: version byte ‖ JSON.
+pub fn encode_value<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(512);
+    out.push(VALUE_VERSION);
+    serde_json::to_writer(&mut out, v)?;
+    Ok(out)
+}
+
+/// Reads a value written by this version, or an unversioned JSON value of schema 1.
+pub fn decode_value<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, serde_json::Error> {
+    match b.first() {
+        Some(&VALUE_VERSION) => serde_json::from_slice(b.get(1..).unwrap_or_default()),
+        _ => serde_json::from_slice(b),
+    }
+}
+
+/// Ids usable inside composite keys: non-empty and free of the separator.
+pub fn usable_name(name: &str) -> bool {
+    !name.is_empty() && !name.as_bytes().contains(&SEP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_sort_in_time_order() {
+        let a = Utc.with_ymd_and_hms(1969, 1, 1, 0, 0, 0).unwrap();
+        let b = Utc.with_ymd_and_hms(2019, 8, 16, 7, 22, 23).unwrap();
+        let c = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert!(instant(a) < instant(b) && instant(b) < instant(c));
+        assert_eq!(decode_instant(&instant(b)), Some(b));
+        let k = scoped_time_key("asylum", b, "abc");
+        assert_eq!(split_scoped_key(&k), Some(("asylum", b, "abc".to_string())));
+        assert_eq!(split_scoped_key(b"x"), None);
+    }
+
+    #[test]
+    fn bands_cover_the_fingerprint() {
+        let fp = 0x0123_4567_89ab_cdef;
+        let rebuilt = fingerprint_bands(fp).fold(0u64, |acc, (b, v)| {
+            acc | (v << (u32::from(b) * (64 / FINGERPRINT_BANDS)))
+        });
+        assert_eq!(rebuilt, fp);
+    }
+}

@@ -1,0 +1,1035 @@
+//! The store: sled trees, key layouts and atomic application of one feed's intents.
+//!
+//! In: intents from `dedup`, feed state from `fetch` and `ingest`, JSON lines to import. Out:
+//! items and indexes read back in order (latest overall, by label, by feed, since an instant),
+//! counts, and JSON lines to export. Each feed's intents are applied in one sled transaction
+//! over the item and every index entry, then flushed: nothing is reported stored before it is
+//! durable. Every sled type stays inside this module (keys in [`keys`]). It must never panic
+//! on what it reads back from disk, and never return an unbounded result.
+
+pub mod keys;
+mod transfer;
+
+pub use transfer::{ExportReport, ImportProgress, ImportReport};
+
+use crate::dedup::{Intent, Known, Policy, StoredMeta};
+use crate::item::{FeedId, FeedState, Item, ItemId, Labels};
+use crate::normalize::hamming;
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use thiserror::Error;
+
+/// The layout this build writes. 1: unversioned JSON values, no `item_time` or `fingerprints`
+/// trees. 2: version byte on values, `item_time` and `fingerprints` indexes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Largest page any query returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// Items written per transaction by relabel, purge, import and migration.
+const BATCH: usize = 256;
+
+/// Most candidates read per fingerprint band in a near-duplicate lookup.
+const MAX_BAND_CANDIDATES: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open store at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("store I/O failed: {0}")]
+    Db(String),
+    #[error("corrupt value in tree {tree} at key {key}: {message}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        message: String,
+    },
+    #[error("store schema version {found} is newer than this build supports ({supported}); upgrade newsrelay")]
+    TooNew { found: u32, supported: u32 },
+    #[error("cannot encode value: {0}")]
+    Encode(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    keys::encode_value(v).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<T, StoreError> {
+    keys::decode_value(value).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Which items a listing walks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Items carrying this taxonomy id (programme, initiative or region).
+    Label(String),
+    /// Items that arrived through this feed (first or merged source).
+    Feed(FeedId),
+}
+
+/// A position in a listing: the last item of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub first_seen: DateTime<Utc>,
+    pub id: ItemId,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.first_seen.timestamp_micros(), self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (t, id) = s
+            .split_once('.')
+            .ok_or_else(|| format!("cursor {s:?} must be MICROS.ID"))?;
+        let micros: i64 = t
+            .parse()
+            .map_err(|_| format!("cursor {s:?}: {t:?} is not a number"))?;
+        let first_seen = Utc
+            .timestamp_micros(micros)
+            .single()
+            .ok_or_else(|| format!("cursor {s:?}: instant out of range"))?;
+        if id.is_empty() {
+            return Err(format!("cursor {s:?} has no id"));
+        }
+        Ok(Cursor {
+            first_seen,
+            id: ItemId(id.to_string()),
+        })
+    }
+}
+
+/// One page of a listing, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Pass back as `before` for the next page; None at the end.
+    pub next: Option<Cursor>,
+}
+
+/// Label filters: within a kind any listed id matches, across kinds all must; empty = any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelFilter {
+    pub programmes: Vec<String>,
+    pub initiatives: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+impl LabelFilter {
+    pub fn matches(&self, labels: &Labels) -> bool {
+        fn any(wanted: &[String], have: &[crate::item::Label]) -> bool {
+            wanted.is_empty() || have.iter().any(|l| wanted.contains(&l.id))
+        }
+        any(&self.programmes, &labels.programmes)
+            && any(&self.initiatives, &labels.initiatives)
+            && any(&self.regions, &labels.regions)
+    }
+}
+
+/// Items first stored in one week (Monday 00:00 UTC onwards).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeekCount {
+    pub week_start: DateTime<Utc>,
+    pub count: u64,
+}
+
+/// What applying one feed's intents did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub inserted: usize,
+    pub updated: usize,
+    pub merged: usize,
+    pub skipped: usize,
+    /// Ids of inserted items, in document order.
+    pub inserted_ids: Vec<ItemId>,
+}
+
+/// Which items a relabel pass covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelabelSelection {
+    All,
+    Ids(Vec<ItemId>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelabelReport {
+    pub examined: u64,
+    pub changed: u64,
+    /// True when an interrupted pass at the same taxonomy version was resumed.
+    pub resumed: bool,
+}
+
+/// Result of [`Store::verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Integrity {
+    pub items: u64,
+    /// One line per inconsistency; empty when the store is sound.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Tombstone {
+    purged_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RelabelProgress {
+    version: u64,
+    /// Last item id relabelled; the pass resumes after it.
+    after: Option<String>,
+    done: bool,
+}
+
+/// The open store. Cheap to share by reference between threads.
+pub struct Store {
+    db: sled::Db,
+    items: sled::Tree,
+    item_time: sled::Tree,
+    feed_time: sled::Tree,
+    label_time: sled::Tree,
+    url_index: sled::Tree,
+    fingerprints: sled::Tree,
+    feed_state: sled::Tree,
+    tombstones: sled::Tree,
+    digest_ledger: sled::Tree,
+    meta: sled::Tree,
+    policy: Policy,
+}
+
+/// The trees one write transaction touches.
+struct Tx<'a> {
+    items: &'a TransactionalTree,
+    item_time: &'a TransactionalTree,
+    feed_time: &'a TransactionalTree,
+    label_time: &'a TransactionalTree,
+    url_index: &'a TransactionalTree,
+    fingerprints: &'a TransactionalTree,
+    feed_state: &'a TransactionalTree,
+    tombstones: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `path`, migrating an older schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let t = |name: &str| db.open_tree(name);
+        let store = Store {
+            items: t(keys::ITEMS)?,
+            item_time: t(keys::ITEM_TIME)?,
+            feed_time: t(keys::FEED_TIME)?,
+            label_time: t(keys::LABEL_TIME)?,
+            url_index: t(keys::URL_INDEX)?,
+            fingerprints: t(keys::FINGERPRINTS)?,
+            feed_state: t(keys::FEED_STATE)?,
+            tombstones: t(keys::TOMBSTONES)?,
+            digest_ledger: t(keys::DIGEST_LEDGER)?,
+            meta: t(keys::META)?,
+            db,
+            policy: Policy::default(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The dedup policy this store looks candidates up with.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The schema version recorded on disk.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(match self.meta.get(keys::META_SCHEMA_VERSION)? {
+            Some(v) => {
+                v.as_ref()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: keys::META,
+                        key: "schema_version".into(),
+                        message: format!("{} bytes, expected 4", v.len()),
+                    })?
+            }
+            None if self.items.is_empty() => SCHEMA_VERSION,
+            None => 1,
+        })
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < 2 {
+            // 1 → 2: rewrite values with a version byte and build every index afresh. Each
+            // batch is idempotent, so a migration cut short simply runs again on next open.
+            let mut after: Option<sled::IVec> = None;
+            loop {
+                let range = match &after {
+                    Some(k) => self.items.range::<&[u8], _>((
+                        std::ops::Bound::Excluded(k.as_ref()),
+                        std::ops::Bound::Unbounded,
+                    )),
+                    None => self.items.iter(),
+                };
+                let mut batch = Vec::with_capacity(BATCH);
+                for kv in range.take(BATCH) {
+                    let (k, v) = kv?;
+                    let item: Item = decode(keys::ITEMS, &k, &v)?;
+                    batch.push(item);
+                    after = Some(k);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                self.transaction(|tx| {
+                    for item in &batch {
+                        tx.write_item(item, None)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        if found != SCHEMA_VERSION || self.meta.get(keys::META_SCHEMA_VERSION)?.is_none() {
+            self.meta
+                .insert(keys::META_SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        let trees = (
+            &self.items,
+            &self.item_time,
+            &self.feed_time,
+            &self.label_time,
+            &self.url_index,
+            &self.fingerprints,
+            &self.feed_state,
+            &self.tombstones,
+            &self.meta,
+        );
+        Ok(trees.transaction(
+            |(
+                items,
+                item_time,
+                feed_time,
+                label_time,
+                url_index,
+                fingerprints,
+                feed_state,
+                tombstones,
+                meta,
+            )| {
+                f(&Tx {
+                    items,
+                    item_time,
+                    feed_time,
+                    label_time,
+                    url_index,
+                    fingerprints,
+                    feed_state,
+                    tombstones,
+                    meta,
+                })
+            },
+        )?)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Writing
+
+    /// What the store knows about each of `items` (by id, canonical link, near fingerprint,
+    /// tombstones), for [`crate::dedup::decide`].
+    pub fn known_for(&self, items: &[Item]) -> Result<Vec<Known>, StoreError> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let mut k = Known {
+                tombstoned: self
+                    .tombstones
+                    .contains_key(keys::tombstone_id_key(&item.id.0))?
+                    || match &item.link {
+                        Some(l) => self.tombstones.contains_key(keys::tombstone_url_key(l))?,
+                        None => false,
+                    },
+                ..Default::default()
+            };
+            if k.tombstoned {
+                out.push(k);
+                continue;
+            }
+            k.by_id = self.meta_of(item.id.0.as_bytes())?;
+            if let Some(link) = &item.link {
+                if let Some(id) = self.url_index.get(link.as_bytes())? {
+                    k.by_link = if id.as_ref() == item.id.0.as_bytes() {
+                        k.by_id.clone()
+                    } else {
+                        self.meta_of(&id)?
+                    };
+                }
+            }
+            if k.by_id.is_none() && k.by_link.is_none() && item.fingerprint != 0 {
+                let mut seen = BTreeSet::new();
+                for (band, value) in keys::fingerprint_bands(item.fingerprint) {
+                    let prefix = keys::fingerprint_prefix(band, value);
+                    for kv in self
+                        .fingerprints
+                        .scan_prefix(prefix)
+                        .take(MAX_BAND_CANDIDATES)
+                    {
+                        let (key, fp) = kv?;
+                        let fp = fp.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                        if hamming(fp, item.fingerprint) > self.policy.near_duplicate_max_distance {
+                            continue;
+                        }
+                        let id = key.get(prefix.len()..).unwrap_or_default().to_vec();
+                        if seen.insert(id.clone()) {
+                            if let Some(m) = self.meta_of(&id)? {
+                                k.near.push(m);
+                            }
+                        }
+                    }
+                }
+            }
+            out.push(k);
+        }
+        Ok(out)
+    }
+
+    fn meta_of(&self, id: &[u8]) -> Result<Option<StoredMeta>, StoreError> {
+        Ok(match self.items.get(id)? {
+            None => None,
+            Some(v) => {
+                let item: Item = decode(keys::ITEMS, id, &v)?;
+                Some(StoredMeta {
+                    source_feeds: item.sources.iter().map(|s| s.feed.clone()).collect(),
+                    id: item.id,
+                    feed: item.feed,
+                    content_hash: item.content_hash,
+                    revision: item.revision,
+                    fingerprint: item.fingerprint,
+                })
+            }
+        })
+    }
+
+    /// Applies one feed's intents in one transaction (items, every index entry and, when
+    /// given, the feed's state), then flushes. Returns only once the writes are durable.
+    pub fn apply(
+        &self,
+        feed: &FeedId,
+        intents: &[Intent],
+        state: Option<&FeedState>,
+    ) -> Result<ApplyReport, StoreError> {
+        let state_value = state.map(encode).transpose()?;
+        let report = self.transaction(|tx| {
+            let mut r = ApplyReport::default();
+            for intent in intents {
+                match intent {
+                    Intent::Insert(item) => {
+                        if tx.items.get(item.id.0.as_bytes())?.is_some() {
+                            r.skipped += 1;
+                            continue;
+                        }
+                        tx.write_item(item, None)?;
+                        r.inserted += 1;
+                        r.inserted_ids.push(item.id.clone());
+                    }
+                    Intent::Update(item) => match tx.read_item(&item.id)? {
+                        Some(old) => {
+                            let mut new = (**item).clone();
+                            new.first_seen = old.first_seen;
+                            new.feed = old.feed.clone();
+                            new.sources = old.sources.clone();
+                            if let Some(s) = new.sources.iter_mut().find(|s| s.feed == *feed) {
+                                if let Some(fresh) = item.sources.first() {
+                                    *s = fresh.clone();
+                                }
+                            }
+                            tx.write_item(&new, Some(&old))?;
+                            r.updated += 1;
+                        }
+                        None => {
+                            tx.write_item(item, None)?;
+                            r.inserted += 1;
+                            r.inserted_ids.push(item.id.clone());
+                        }
+                    },
+                    Intent::MergeSource { into, source } => match tx.read_item(into)? {
+                        Some(old) if !old.sources.iter().any(|s| s.feed == source.feed) => {
+                            let mut new = old.clone();
+                            new.sources.push(source.clone());
+                            tx.write_item(&new, Some(&old))?;
+                            r.merged += 1;
+                        }
+                        _ => r.skipped += 1,
+                    },
+                    Intent::Skip { .. } => r.skipped += 1,
+                }
+            }
+            if let Some(v) = &state_value {
+                tx.feed_state.insert(feed.0.as_bytes(), v.as_slice())?;
+            }
+            Ok(r)
+        })?;
+        self.flush()?;
+        Ok(report)
+    }
+
+    /// Stores a feed's state and flushes.
+    pub fn put_feed_state(&self, feed: &FeedId, state: &FeedState) -> Result<(), StoreError> {
+        self.feed_state.insert(feed.0.as_bytes(), encode(state)?)?;
+        self.flush()
+    }
+
+    /// Purges this feed's items first stored before `now - retention`, leaving tombstones (id
+    /// and canonical link) so they never come back. Items another feed brought first are left
+    /// to that feed's retention. Returns how many were purged, after flushing.
+    pub fn purge_expired(
+        &self,
+        feed: &FeedId,
+        retention: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let retention = Duration::from_std(retention).unwrap_or(Duration::MAX);
+        let cutoff = now
+            .checked_sub_signed(retention)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let prefix = keys::scoped_prefix(&feed.0);
+        let end = keys::scoped_time_key(&feed.0, cutoff, "");
+        let mut purged = 0;
+        loop {
+            let mut batch = Vec::with_capacity(BATCH);
+            for kv in self.feed_time.range(prefix.clone()..end.clone()) {
+                let (k, _) = kv?;
+                let Some((_, _, id)) = keys::split_scoped_key(&k) else {
+                    continue;
+                };
+                if let Some(v) = self.items.get(id.as_bytes())? {
+                    let item: Item = decode(keys::ITEMS, id.as_bytes(), &v)?;
+                    if item.feed == *feed {
+                        batch.push(item);
+                        if batch.len() >= BATCH {
+                            break;
+                        }
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let tomb = encode(&Tombstone { purged_at: now })?;
+            self.transaction(|tx| {
+                for item in &batch {
+                    tx.remove_indexes(item)?;
+                    tx.items.remove(item.id.0.as_bytes())?;
+                    tx.tombstones
+                        .insert(keys::tombstone_id_key(&item.id.0), tomb.as_slice())?;
+                    if let Some(l) = &item.link {
+                        tx.tombstones
+                            .insert(keys::tombstone_url_key(l), tomb.as_slice())?;
+                    }
+                }
+                Ok(())
+            })?;
+            purged += batch.len();
+        }
+        if purged > 0 {
+            self.flush()?;
+        }
+        Ok(purged)
+    }
+
+    /// Reclassifies stored items with `label` at taxonomy `version`. Items already at that
+    /// version are left alone, and progress is recorded in `meta` batch by batch in the same
+    /// transaction as the labels, so an interrupted pass resumes where it stopped.
+    pub fn relabel(
+        &self,
+        selection: &RelabelSelection,
+        version: u64,
+        label: &dyn Fn(&Item) -> Labels,
+    ) -> Result<RelabelReport, StoreError> {
+        let mut report = RelabelReport::default();
+        let relabel_batch = |batch: &[Item], progress: Option<&RelabelProgress>| {
+            let mut changed = Vec::new();
+            for old in batch {
+                if old.labels.taxonomy_version == version {
+                    continue;
+                }
+                let mut new = old.clone();
+                new.labels = label(old);
+                new.labels.taxonomy_version = version;
+                changed.push((old, new));
+            }
+            let progress = progress.map(encode).transpose()?;
+            self.transaction(|tx| {
+                for (old, new) in &changed {
+                    tx.write_item(new, Some(old))?;
+                }
+                if let Some(p) = &progress {
+                    tx.meta.insert(keys::META_RELABEL_PROGRESS, p.as_slice())?;
+                }
+                Ok(())
+            })?;
+            Ok::<u64, StoreError>(changed.len() as u64)
+        };
+        match selection {
+            RelabelSelection::Ids(ids) => {
+                for chunk in ids.chunks(BATCH) {
+                    let mut batch = Vec::with_capacity(chunk.len());
+                    for id in chunk {
+                        if let Some(item) = self.get(id)? {
+                            batch.push(item);
+                        }
+                    }
+                    report.examined += batch.len() as u64;
+                    report.changed += relabel_batch(&batch, None)?;
+                }
+            }
+            RelabelSelection::All => {
+                let mut after: Option<String> = match self.meta.get(keys::META_RELABEL_PROGRESS)? {
+                    Some(v) => {
+                        let p: RelabelProgress =
+                            decode(keys::META, keys::META_RELABEL_PROGRESS, &v)?;
+                        if p.version == version && !p.done {
+                            report.resumed = p.after.is_some();
+                            p.after
+                        } else {
+                            None
+                        }
+                    }
+                    None => None,
+                };
+                loop {
+                    let range = match &after {
+                        Some(k) => self.items.range::<&[u8], _>((
+                            std::ops::Bound::Excluded(k.as_bytes()),
+                            std::ops::Bound::Unbounded,
+                        )),
+                        None => self.items.iter(),
+                    };
+                    let mut batch = Vec::with_capacity(BATCH);
+                    for kv in range.take(BATCH) {
+                        let (k, v) = kv?;
+                        batch.push(decode::<Item>(keys::ITEMS, &k, &v)?);
+                    }
+                    let done = batch.len() < BATCH;
+                    if let Some(last) = batch.last() {
+                        after = Some(last.id.0.clone());
+                    }
+                    report.examined += batch.len() as u64;
+                    let progress = RelabelProgress {
+                        version,
+                        after: after.clone(),
+                        done,
+                    };
+                    report.changed += relabel_batch(&batch, Some(&progress))?;
+                    if done {
+                        break;
+                    }
+                }
+            }
+        }
+        self.flush()?;
+        Ok(report)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reading
+
+    /// One item by id.
+    pub fn get(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
+        match self.items.get(id.0.as_bytes())? {
+            Some(v) => Ok(Some(decode(keys::ITEMS, id.0.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of stored items (scans the time index).
+    pub fn item_count(&self) -> usize {
+        self.item_time.len()
+    }
+
+    /// Whether an id or canonical link is tombstoned.
+    pub fn is_tombstoned(&self, id: &ItemId, link: Option<&str>) -> Result<bool, StoreError> {
+        Ok(self
+            .tombstones
+            .contains_key(keys::tombstone_id_key(&id.0))?
+            || match link {
+                Some(l) => self.tombstones.contains_key(keys::tombstone_url_key(l))?,
+                None => false,
+            })
+    }
+
+    /// Newest first, up to `limit` (at most [`MAX_PAGE`]) items before `before`.
+    pub fn latest(
+        &self,
+        scope: &Scope,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.min(MAX_PAGE);
+        let (tree, prefix) = match scope {
+            Scope::All => (&self.item_time, Vec::new()),
+            Scope::Label(l) => (&self.label_time, keys::scoped_prefix(l)),
+            Scope::Feed(f) => (&self.feed_time, keys::scoped_prefix(&f.0)),
+        };
+        let mut end = prefix.clone();
+        match before {
+            Some(c) => end.extend_from_slice(&keys::time_key(c.first_seen, &c.id.0)),
+            None => end.extend_from_slice(&[0xff; 9]),
+        }
+        let mut page = Page::default();
+        for kv in tree.range(prefix.clone()..end).rev() {
+            if page.items.len() >= limit {
+                break;
+            }
+            let (k, _) = kv?;
+            let Some((_, id)) = k.get(prefix.len()..).and_then(keys::split_time_key) else {
+                continue;
+            };
+            if let Some(item) = self.get(&ItemId(id))? {
+                page.items.push(item);
+            }
+        }
+        if page.items.len() == limit {
+            page.next = page.items.last().map(|i| Cursor {
+                first_seen: i.first_seen,
+                id: i.id.clone(),
+            });
+        }
+        Ok(page)
+    }
+
+    /// Items first stored strictly after `after`, oldest first, matching `filter`, at most
+    /// `limit` (capped at [`MAX_PAGE`]).
+    pub fn stored_since(
+        &self,
+        after: DateTime<Utc>,
+        filter: &LabelFilter,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let limit = limit.min(MAX_PAGE);
+        let mut start = keys::instant(after).to_vec();
+        start.push(0xff);
+        let mut out = Vec::new();
+        for kv in self.item_time.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = kv?;
+            let Some((_, id)) = keys::split_time_key(&k) else {
+                continue;
+            };
+            if let Some(item) = self.get(&ItemId(id))? {
+                if filter.matches(&item.labels) {
+                    out.push(item);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of items per taxonomy id (scans the label index's keys).
+    pub fn counts_per_label(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for kv in self.label_time.iter().keys() {
+            let k = kv?;
+            if let Some((name, _, _)) = keys::split_scoped_key(&k) {
+                *counts.entry(name.to_string()).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Items per week for one taxonomy id, the last `weeks` weeks up to `now`'s week, oldest
+    /// first (weeks start Monday 00:00 UTC).
+    pub fn weekly_counts(
+        &self,
+        label: &str,
+        weeks: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WeekCount>, StoreError> {
+        let weeks = weeks.clamp(1, 520);
+        let today = now.date_naive();
+        let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let this_week = Utc.from_utc_datetime(&monday.and_time(chrono::NaiveTime::MIN));
+        let first = this_week - Duration::weeks(i64::from(weeks) - 1);
+        let mut out: Vec<WeekCount> = (0..weeks)
+            .map(|w| WeekCount {
+                week_start: first + Duration::weeks(i64::from(w)),
+                count: 0,
+            })
+            .collect();
+        let start = keys::scoped_time_key(label, first, "");
+        let mut end = keys::scoped_prefix(label);
+        end.extend_from_slice(&[0xff; 9]);
+        for kv in self.label_time.range(start..end).keys() {
+            let k = kv?;
+            if let Some((_, t, _)) = keys::split_scoped_key(&k) {
+                let week = (t - first).num_weeks();
+                if let Some(slot) = usize::try_from(week).ok().and_then(|w| out.get_mut(w)) {
+                    slot.count += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn feed_state(&self, feed: &FeedId) -> Result<Option<FeedState>, StoreError> {
+        match self.feed_state.get(feed.0.as_bytes())? {
+            Some(v) => Ok(Some(decode(keys::FEED_STATE, feed.0.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every feed's state, by feed id.
+    pub fn feed_states(&self) -> Result<Vec<(FeedId, FeedState)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.feed_state.iter() {
+            let (k, v) = kv?;
+            let feed = FeedId(String::from_utf8_lossy(&k).into_owned());
+            out.push((feed, decode(keys::FEED_STATE, &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Checks that every item has its index entries and every index entry its item.
+    pub fn verify(&self) -> Result<Integrity, StoreError> {
+        let mut r = Integrity::default();
+        let note = |r: &mut Integrity, s: String| {
+            if r.problems.len() < 100 {
+                r.problems.push(s);
+            }
+        };
+        for kv in self.items.iter() {
+            let (k, v) = kv?;
+            r.items += 1;
+            let item: Item = match decode(keys::ITEMS, &k, &v) {
+                Ok(i) => i,
+                Err(e) => {
+                    note(&mut r, e.to_string());
+                    continue;
+                }
+            };
+            if item.id.0.as_bytes() != k.as_ref() {
+                note(
+                    &mut r,
+                    format!(
+                        "item under key {} has id {}",
+                        String::from_utf8_lossy(&k),
+                        item.id
+                    ),
+                );
+            }
+            if !self
+                .item_time
+                .contains_key(keys::time_key(item.first_seen, &item.id.0))?
+            {
+                note(&mut r, format!("item {} missing from item_time", item.id));
+            }
+            if !self.feed_time.contains_key(keys::scoped_time_key(
+                &item.feed.0,
+                item.first_seen,
+                &item.id.0,
+            ))? {
+                note(&mut r, format!("item {} missing from feed_time", item.id));
+            }
+            for l in label_names(&item.labels) {
+                if !self.label_time.contains_key(keys::scoped_time_key(
+                    l,
+                    item.first_seen,
+                    &item.id.0,
+                ))? {
+                    note(
+                        &mut r,
+                        format!("item {} missing from label_time {l}", item.id),
+                    );
+                }
+            }
+        }
+        let mut indexed = 0u64;
+        for kv in self.item_time.iter().keys() {
+            let k = kv?;
+            indexed += 1;
+            match keys::split_time_key(&k) {
+                Some((_, id)) if self.items.contains_key(id.as_bytes())? => {}
+                _ => note(
+                    &mut r,
+                    format!(
+                        "item_time entry {} has no item",
+                        String::from_utf8_lossy(&k)
+                    ),
+                ),
+            }
+        }
+        if indexed != r.items {
+            let items = r.items;
+            note(
+                &mut r,
+                format!("{items} items but {indexed} item_time entries"),
+            );
+        }
+        for kv in self.url_index.iter() {
+            let (url, id) = kv?;
+            if !self.items.contains_key(&id)? {
+                note(
+                    &mut r,
+                    format!(
+                        "url_index {} points to missing item",
+                        String::from_utf8_lossy(&url)
+                    ),
+                );
+            }
+        }
+        Ok(r)
+    }
+
+    /// Reserved for the digest ledger: number of delivery records.
+    pub fn digest_ledger_len(&self) -> usize {
+        self.digest_ledger.len()
+    }
+}
+
+/// Label ids usable as index keys, without repeats.
+fn label_names(labels: &Labels) -> BTreeSet<&str> {
+    labels.all_ids().filter(|l| keys::usable_name(l)).collect()
+}
+
+impl Tx<'_> {
+    fn read_item(&self, id: &ItemId) -> TxResult<Option<Item>> {
+        match self.items.get(id.0.as_bytes())? {
+            Some(v) => Ok(Some(
+                decode(keys::ITEMS, id.0.as_bytes(), &v).map_err(abort)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `item` and its index entries, first removing those of `old` (its previous
+    /// version) when given.
+    fn write_item(&self, item: &Item, old: Option<&Item>) -> TxResult<()> {
+        if let Some(old) = old {
+            self.remove_indexes(old)?;
+        }
+        let id = item.id.0.as_str();
+        let value = encode(item).map_err(abort)?;
+        self.items.insert(id.as_bytes(), value)?;
+        self.item_time
+            .insert(keys::time_key(item.first_seen, id), &[])?;
+        for f in source_feeds(item) {
+            self.feed_time
+                .insert(keys::scoped_time_key(f, item.first_seen, id), &[])?;
+        }
+        for l in label_names(&item.labels) {
+            self.label_time
+                .insert(keys::scoped_time_key(l, item.first_seen, id), &[])?;
+        }
+        if let Some(link) = &item.link {
+            if self.url_index.get(link.as_bytes())?.is_none() {
+                self.url_index.insert(link.as_bytes(), id.as_bytes())?;
+            }
+        }
+        if item.fingerprint != 0 {
+            let fp = item.fingerprint.to_be_bytes();
+            for (band, value) in keys::fingerprint_bands(item.fingerprint) {
+                self.fingerprints
+                    .insert(keys::fingerprint_key(band, value, id), &fp)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_indexes(&self, item: &Item) -> TxResult<()> {
+        let id = item.id.0.as_str();
+        self.item_time.remove(keys::time_key(item.first_seen, id))?;
+        for f in source_feeds(item) {
+            self.feed_time
+                .remove(keys::scoped_time_key(f, item.first_seen, id))?;
+        }
+        for l in label_names(&item.labels) {
+            self.label_time
+                .remove(keys::scoped_time_key(l, item.first_seen, id))?;
+        }
+        if let Some(link) = &item.link {
+            if self.url_index.get(link.as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                self.url_index.remove(link.as_bytes())?;
+            }
+        }
+        if item.fingerprint != 0 {
+            for (band, value) in keys::fingerprint_bands(item.fingerprint) {
+                self.fingerprints
+                    .remove(keys::fingerprint_key(band, value, id))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The feeds an item is indexed under: its first feed and every merged source.
+fn source_feeds(item: &Item) -> BTreeSet<&str> {
+    std::iter::once(item.feed.0.as_str())
+        .chain(item.sources.iter().map(|s| s.feed.0.as_str()))
+        .filter(|f| keys::usable_name(f))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! Store tests that need raw sled access: the schema migration from version 1.
+
+use super::*;
+use crate::item::{ContentHash, IdBasis, Label, Source};
+
+fn item(id: &str, feed: &str, label: &str, secs: i64) -> Item {
+    Item {
+        id: ItemId(id.into()),
+        id_basis: IdBasis::Guid,
+        feed: FeedId(feed.into()),
+        sources: vec![Source {
+            feed: FeedId(feed.into()),
+            guid: Some(id.into()),
+            link: None,
+        }],
+        link: Some(format!("https://example.org/{id}")),
+        title: format!("Title {id}"),
+        summary_text: String::new(),
+        content_html: String::new(),
+        published: None,
+        updated: None,
+        first_seen: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+        authors: vec![],
+        categories: vec![],
+        enclosures: vec![],
+        content_hash: ContentHash(7),
+        fingerprint: 0x1234_5678_9abc_def0,
+        revision: 0,
+        labels: Labels {
+            programmes: vec![Label {
+                id: label.into(),
+                score: 1.0,
+                why: vec![],
+            }],
+            ..Default::default()
+        },
+    }
+}
+
+/// Writes a store the way schema 1 did: unversioned JSON values, items, feed_time and
+/// url_index only, no schema version in meta.
+fn write_schema_1(path: &Path, items: &[Item]) {
+    let db = sled::open(path).unwrap();
+    let tree = db.open_tree(keys::ITEMS).unwrap();
+    let feed_time = db.open_tree(keys::FEED_TIME).unwrap();
+    let url_index = db.open_tree(keys::URL_INDEX).unwrap();
+    for i in items {
+        tree.insert(i.id.0.as_bytes(), serde_json::to_vec(i).unwrap())
+            .unwrap();
+        feed_time
+            .insert(keys::scoped_time_key(&i.feed.0, i.first_seen, &i.id.0), &[])
+            .unwrap();
+        if let Some(l) = &i.link {
+            url_index.insert(l.as_bytes(), i.id.0.as_bytes()).unwrap();
+        }
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn migrates_schema_1_to_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<Item> = (0..600)
+        .map(|n| {
+            item(
+                &format!("{n:04}"),
+                "f",
+                if n % 2 == 0 { "asylum" } else { "mieux" },
+                n,
+            )
+        })
+        .collect();
+    write_schema_1(dir.path(), &items);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let v = store.verify().unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert_eq!(v.items, 600);
+        assert_eq!(store.item_count(), 600);
+        let counts = store.counts_per_label().unwrap();
+        assert_eq!(counts.get("asylum"), Some(&300));
+        let latest = store.latest(&Scope::All, None, 1).unwrap();
+        assert_eq!(latest.items[0].id.0, "0599");
+        assert_eq!(
+            store.get(&ItemId("0042".into())).unwrap(),
+            Some(items[42].clone())
+        );
+        // Near-duplicate lookup works on migrated fingerprints.
+        let mut probe = item("new", "g", "asylum", 1000);
+        probe.link = None;
+        let known = store.known_for(&[probe]).unwrap();
+        assert!(!known[0].near.is_empty());
+    }
+    // Values are now versioned on disk.
+    let db = sled::open(dir.path()).unwrap();
+    let raw = db
+        .open_tree(keys::ITEMS)
+        .unwrap()
+        .get(b"0001")
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw.first(), Some(&keys::VALUE_VERSION));
+}
+
+#[test]
+fn refuses_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(keys::META)
+            .unwrap()
+            .insert(
+                keys::META_SCHEMA_VERSION,
+                &(SCHEMA_VERSION + 1).to_be_bytes(),
+            )
+            .unwrap();
+        db.flush().unwrap();
+    }
+    match Store::open(dir.path()) {
+        Err(StoreError::TooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+#[test]
+fn cursor_round_trips() {
+    let c = Cursor {
+        first_seen: Utc.timestamp_opt(1_700_000_000, 5000).unwrap(),
+        id: ItemId("abc".into()),
+    };
+    assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
+    assert!("x".parse::<Cursor>().is_err());
+    assert!("12.".parse::<Cursor>().is_err());
+}
