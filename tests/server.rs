@@ -744,6 +744,31 @@ async fn repeated_requests_hit_the_cache_and_a_new_item_invalidates_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_on_a_cold_document_renders_it_at_most_twice() {
+    let s = start(60, Setup::default()).await;
+    let m = s.state.metrics().clone();
+    let misses_before = m.cache_misses.load(Ordering::Relaxed);
+    let url = s.url("/feeds/all.json?limit=200");
+    let c = client();
+    let requests = (0..32).map(|_| {
+        let c = c.clone();
+        let url = url.clone();
+        async move { c.get(&url).send().await.unwrap().bytes().await.unwrap() }
+    });
+    let bodies = futures_util::future::join_all(requests).await;
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every response is the same document"
+    );
+    let misses = m.cache_misses.load(Ordering::Relaxed) - misses_before;
+    assert!(
+        (1..=2).contains(&misses),
+        "{misses} renders for one document"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_item_text_is_escaped_on_the_page_and_in_feeds() {
     let s = start(4, Setup::default()).await;
     let (status, headers, page) = get_text(&s.url("/")).await;

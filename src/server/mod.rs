@@ -43,6 +43,9 @@ pub const DEFAULT_CACHE_BYTES: usize = 48 * 1024 * 1024;
 /// page's week window moves with the clock).
 const CACHE_MAX_AGE: Duration = Duration::from_secs(600);
 
+/// Documents rendered at the same time.
+const RENDER_CONCURRENCY: usize = 2;
+
 #[derive(Debug, Error)]
 pub enum ServerError {
     #[error("cannot read taxonomy {path}: {message}")]
@@ -125,6 +128,9 @@ struct Shared {
     generation: AtomicU64,
     /// When this server started: the date of documents with no items.
     started: DateTime<Utc>,
+    /// Renders running at once: bounds the CPU and memory a burst of misses (or of distinct
+    /// queries) can take, and lets a burst on one document render it once.
+    renders: tokio::sync::Semaphore,
 }
 
 /// The server's state, cheap to clone into every handler.
@@ -163,6 +169,7 @@ impl ServerState {
                 source_ids,
                 generation: AtomicU64::new(0),
                 started: Utc::now(),
+                renders: tokio::sync::Semaphore::new(RENDER_CONCURRENCY),
             }),
             unsubscribe: None,
             fetch_trigger: None,

@@ -137,6 +137,19 @@ impl ServerState {
                 .fetch_add(1, Ordering::Relaxed);
             return with_html_policy(respond(headers, &doc));
         }
+        // Wait for a render slot, then look again: a request for the same document that held
+        // the slot before us has usually rendered it.
+        let Ok(_permit) = self.shared.renders.acquire().await else {
+            return internal(&ServerError::Task("render slots closed".into()));
+        };
+        let generation = self.generation();
+        if let Some(doc) = self.shared.cache.get(&key, generation) {
+            self.shared
+                .metrics
+                .cache_hits
+                .fetch_add(1, Ordering::Relaxed);
+            return with_html_policy(respond(headers, &doc));
+        }
         self.shared
             .metrics
             .cache_misses
