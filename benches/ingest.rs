@@ -1,2 +1,217 @@
-//! Benchmark placeholder: filled in with the ingest stage.
-fn main() {}
+//! Ingest throughput over the shared corpus, in items per second, on one thread.
+//!
+//! Every corpus file is one feed. Measured in the same process, on the same documents:
+//! - `parse+normalize`: parse and normalise only (no store): the comparison baseline;
+//! - `ingest (flush per feed)`: parse → normalise → dedup → store into a fresh sled store, one
+//!   transaction and one flush per feed, exactly what `ingest_document` does;
+//! - `re-ingest (unchanged)`: the same documents again into the filled store (every item is
+//!   looked up and skipped), the steady state of a fetch cycle.
+//!
+//! Prints items/s for each and the ratios, then runs the criterion groups.
+//! `cargo bench --bench ingest`
+
+use chrono::{TimeZone, Utc};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+use newsrelay::config::FeedSettings;
+use newsrelay::ingest::ingest_document;
+use newsrelay::item::{FeedId, Labels};
+use newsrelay::normalize::normalize_feed;
+use newsrelay::parse::{parse_feed, FeedInput};
+use newsrelay::store::Store;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+
+/// The corpus folder: `$NEWSRELAY_CORPUS`, else `../shared/corpus` beside the checkout, else
+/// `../../shared/corpus` (a worktree one level deeper).
+fn corpus_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("NEWSRELAY_CORPUS") {
+        return PathBuf::from(p);
+    }
+    let beside = PathBuf::from(CORPUS);
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"))
+}
+
+struct Doc {
+    feed: FeedSettings,
+    body: Vec<u8>,
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect(root, &p, out);
+        } else if p.parent() != Some(root) {
+            out.push(p);
+        }
+    }
+}
+
+fn corpus() -> Vec<Doc> {
+    let root = corpus_root();
+    let mut paths = Vec::new();
+    collect(&root, &root, &mut paths);
+    assert!(
+        !paths.is_empty(),
+        "no corpus files under {}",
+        root.display()
+    );
+    paths
+        .iter()
+        .enumerate()
+        .filter_map(|(n, p)| {
+            let body = std::fs::read(p).ok()?;
+            Some(Doc {
+                feed: FeedSettings {
+                    id: format!("corpus-{n}"),
+                    url: format!("http://corpus.example.org/{n}/feed.xml"),
+                    title: None,
+                    interval: Duration::from_secs(1800),
+                    programmes: vec![],
+                    retention: None,
+                },
+                body,
+            })
+        })
+        .collect()
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+fn no_labels(_: &newsrelay::item::Item) -> Labels {
+    Labels::default()
+}
+
+/// Parse and normalise every document; returns the number of items.
+fn parse_normalize(docs: &[Doc]) -> usize {
+    let mut items = 0;
+    for d in docs {
+        let input = FeedInput {
+            body: &d.body,
+            url: Some(&d.feed.url),
+            content_type: None,
+            headers: &[],
+            limits: Default::default(),
+        };
+        if let Ok(parsed) = parse_feed(&input) {
+            let n = normalize_feed(
+                &parsed,
+                &FeedId(d.feed.id.clone()),
+                Some(&d.feed.url),
+                None,
+                now(),
+            );
+            items += black_box(n.items).len();
+        }
+    }
+    items
+}
+
+/// The whole pipeline into `store`; returns (entries, inserted).
+fn ingest_all(store: &Store, docs: &[Doc]) -> (usize, usize) {
+    let (mut entries, mut inserted) = (0, 0);
+    for d in docs {
+        let r = ingest_document(store, &d.feed, &d.body, None, None, &no_labels, now());
+        entries += r.entries;
+        inserted += r.inserted + r.merged;
+    }
+    (entries, inserted)
+}
+
+fn per_second(items: usize, t: Duration) -> f64 {
+    items as f64 / t.as_secs_f64()
+}
+
+/// Best of `reps` timings of `f` (less noise on a shared machine).
+fn best_of<T>(reps: usize, mut f: impl FnMut() -> (T, Duration)) -> (T, Duration) {
+    let mut best: Option<(T, Duration)> = None;
+    for _ in 0..reps {
+        let (v, t) = f();
+        if best.as_ref().is_none_or(|(_, b)| t < *b) {
+            best = Some((v, t));
+        }
+    }
+    best.expect("reps > 0")
+}
+
+fn report(docs: &[Doc]) {
+    let bytes: usize = docs.iter().map(|d| d.body.len()).sum();
+    let (items, t_parse) = best_of(3, || {
+        let s = Instant::now();
+        let n = parse_normalize(docs);
+        (n, s.elapsed())
+    });
+    let ((entries, inserted, t_reingest), t_ingest) = best_of(3, || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("store opens");
+        let s = Instant::now();
+        let (_, inserted) = ingest_all(&store, docs);
+        let t = s.elapsed();
+        let s = Instant::now();
+        let (entries, _) = ingest_all(&store, docs);
+        ((entries, inserted, s.elapsed()), t)
+    });
+    println!(
+        "corpus: {} documents, {:.1} MB, {entries} entries ({items} normalised), {inserted} stored as new or merged",
+        docs.len(),
+        bytes as f64 / 1e6
+    );
+    let base = per_second(items, t_parse);
+    let full = per_second(entries, t_ingest);
+    let again = per_second(entries, t_reingest);
+    println!("parse+normalize           {t_parse:>10.2?}  {base:>10.0} items/s");
+    println!(
+        "ingest (flush per feed)   {t_ingest:>10.2?}  {full:>10.0} items/s  ({:.2}x the parse+normalize time; store share {:.0}%)",
+        t_ingest.as_secs_f64() / t_parse.as_secs_f64(),
+        100.0 * (1.0 - t_parse.as_secs_f64() / t_ingest.as_secs_f64())
+    );
+    println!(
+        "re-ingest (unchanged)     {t_reingest:>10.2?}  {again:>10.0} items/s  ({:.2}x the parse+normalize time)",
+        t_reingest.as_secs_f64() / t_parse.as_secs_f64()
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let docs = corpus();
+    report(&docs);
+    let items = parse_normalize(&docs) as u64;
+    let mut g = c.benchmark_group("ingest-corpus");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(items));
+    g.bench_function("parse+normalize", |b| b.iter(|| parse_normalize(&docs)));
+    g.bench_function("ingest (flush per feed)", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = Store::open(dir.path()).expect("store opens");
+                (dir, store)
+            },
+            |(dir, store)| {
+                ingest_all(&store, &docs);
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(ingest_benches, benches);
+
+fn main() {
+    ingest_benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -568,15 +568,18 @@ fn a_bad_document_becomes_a_report() {
 // ---------------------------------------------------------------------------------------------
 // Crash safety
 
-/// Runs a writer process `rounds` times, killing it with SIGKILL after a bounded random delay,
+/// Runs a writer process `rounds` times, killing it with SIGKILL at a bounded random point,
 /// and after every kill calls `check` with the highest position any run reported durable.
-/// `durable` reads such a position from one stdout line. Any command that prints durable
-/// progress can drive it. Returns the highest durable position seen.
+/// `durable` reads such a position from one stdout line. Even rounds kill after a random delay
+/// from spawn (startup and first batch included); odd rounds first wait (at most 60 s) for the
+/// run's first durable line, then kill after a random delay, so progress is made however slow
+/// the machine is. Any command that prints durable progress can drive it. Returns the highest
+/// durable position seen.
 fn kill_restart_harness(
     rounds: usize,
     max_delay: std::time::Duration,
     spawn: &dyn Fn() -> std::process::Command,
-    durable: &dyn Fn(&str) -> Option<u64>,
+    durable: &(dyn Fn(&str) -> Option<u64> + Sync),
     check: &dyn Fn(u64, usize),
 ) -> u64 {
     use std::hash::BuildHasher;
@@ -589,19 +592,34 @@ fn kill_restart_harness(
             .spawn()
             .expect("writer starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let reader = std::thread::spawn(move || {
-            std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .take(1_000_000)
-                .collect::<Vec<String>>()
+        let (first_durable, got_first) = std::sync::mpsc::channel::<()>();
+        let reader = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut lines = Vec::new();
+                let mut signalled = false;
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                    .take(1_000_000)
+                {
+                    if !signalled && durable(&line).is_some() {
+                        let _ = first_durable.send(());
+                        signalled = true;
+                    }
+                    lines.push(line);
+                }
+                lines
+            });
+            if round % 2 == 1 {
+                let _ = got_first.recv_timeout(std::time::Duration::from_secs(60));
+            }
+            let delay_ms = random.hash_one(round) % (max_delay.as_millis() as u64).max(1);
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let _ = child.kill(); // SIGKILL on Unix
+            let _ = child.wait();
+            reader.join().expect("reader thread")
         });
-        let delay_ms = random.hash_one(round) % (max_delay.as_millis() as u64).max(1);
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL on Unix
-        let _ = child.wait();
-        let lines = reader.join().expect("reader thread");
-        if let Some(p) = lines.iter().filter_map(|l| durable(l)).max() {
+        if let Some(p) = reader.iter().filter_map(|l| durable(l)).max() {
             best = best.max(p);
         }
         check(best, round);
@@ -737,4 +755,171 @@ fn crash_safety_sigkill_during_import() {
         );
     }
     assert_eq!(ids.len() as u64, ITEMS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Near-duplicate threshold
+
+#[derive(serde::Deserialize)]
+struct Side {
+    title: String,
+    text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Pair {
+    kind: String,
+    how: String,
+    a: Side,
+    b: Side,
+}
+
+/// Distances of every fixture pair: (kind, how, distance).
+fn fixture_distances() -> Vec<(String, String, u32)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/dedup/pairs.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            let p: Pair = serde_json::from_str(l).unwrap();
+            let d = newsrelay::normalize::hamming(
+                newsrelay::normalize::simhash(&p.a.title, &p.a.text),
+                newsrelay::normalize::simhash(&p.b.title, &p.b.text),
+            );
+            (p.kind, p.how, d)
+        })
+        .collect()
+}
+
+/// The threshold in `dedup` merges no distinct stories of the fixtures; prints the figures
+/// recorded in docs/dedup.md (`cargo test --test tests threshold -- --nocapture`).
+#[test]
+fn near_duplicate_threshold_on_fixture_pairs() {
+    let all = fixture_distances();
+    let threshold = newsrelay::dedup::NEAR_DUPLICATE_MAX_DISTANCE;
+    let min_different = all
+        .iter()
+        .filter(|p| p.0 == "different")
+        .map(|p| p.2)
+        .min()
+        .unwrap();
+    let mut hows: Vec<&str> = all.iter().map(|p| p.1.as_str()).collect();
+    hows.sort();
+    hows.dedup();
+    for how in hows {
+        let mut d: Vec<u32> = all.iter().filter(|p| p.1 == how).map(|p| p.2).collect();
+        d.sort();
+        let caught = d.iter().filter(|x| **x <= threshold).count();
+        eprintln!(
+            "{how:28} n={:3} min={:2} median={:2} max={:2} within threshold {threshold}: {caught}",
+            d.len(),
+            d[0],
+            d[d.len() / 2],
+            d[d.len() - 1]
+        );
+    }
+    let same: Vec<u32> = all.iter().filter(|p| p.0 == "same").map(|p| p.2).collect();
+    let different = all.len() - same.len();
+    for t in 0..=10u32 {
+        let caught = same.iter().filter(|d| **d <= t).count();
+        let wrong = all
+            .iter()
+            .filter(|p| p.0 == "different" && p.2 <= t)
+            .count();
+        eprintln!("threshold {t:2}: same-story pairs merged {caught}/{} ({:.1}%), distinct pairs merged {wrong}/{different}", same.len(), caught as f64 * 100.0 / same.len() as f64);
+    }
+    let recall = same.iter().filter(|d| **d <= threshold).count() as f64 / same.len() as f64;
+    eprintln!(
+        "closest different-story pair: {min_different}; same-story recall at {threshold}: {:.1}%",
+        recall * 100.0
+    );
+    assert!(
+        min_different > threshold,
+        "a distinct-story pair is within {threshold} bits"
+    );
+    assert!(
+        recall >= 0.9,
+        "threshold {threshold} catches only {:.0}% of same-story pairs",
+        recall * 100.0
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real documents through the real parser
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/ingest/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn icmpd_feed_without_guids_ingests_by_canonical_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let icmpd = FeedSettings {
+        url: "https://www.icmpd.org/news-centre/rss/".into(),
+        programmes: vec!["migration-development".into()],
+        ..feed("icmpd-news")
+    };
+    let body = fixture("icmpd-news.xml");
+    let r = ingest_document(
+        &store,
+        &icmpd,
+        &body,
+        None,
+        Some("application/rss+xml"),
+        &classify,
+        t0(),
+    );
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(
+        (r.entries, r.inserted, r.id_basis),
+        (3, 3, Some(IdBasis::Link))
+    );
+    let items = store
+        .latest(&Scope::Feed(FeedId("icmpd-news".into())), None, 10)
+        .unwrap()
+        .items;
+    for i in &items {
+        let link = i.link.as_deref().unwrap();
+        assert!(
+            link.starts_with("https://www.icmpd.org/news-centre/news-detail/"),
+            "{link}"
+        );
+        assert!(
+            i.labels.has("migration-development"),
+            "feed default programme"
+        );
+        assert!(!i.title.is_empty() && !i.summary_text.contains('<'));
+    }
+    let again = ingest_document(
+        &store,
+        &icmpd,
+        &body,
+        None,
+        Some("application/rss+xml"),
+        &classify,
+        t0() + Duration::hours(1),
+    );
+    assert_eq!(
+        (again.inserted, again.updated, again.skipped),
+        (0, 0, 3),
+        "{again}"
+    );
+    // A partner's Atom feed republishing one story with tracking parameters merges into it.
+    let partner = feed("partner-news");
+    let r = ingest_document(
+        &store,
+        &partner,
+        &fixture("partner-news.xml"),
+        None,
+        None,
+        &classify,
+        t0() + Duration::hours(2),
+    );
+    assert_eq!((r.entries, r.inserted, r.merged), (2, 1, 1), "{r}");
+    assert_eq!(store.item_count(), 4);
+    assert!(store.verify().unwrap().problems.is_empty());
 }

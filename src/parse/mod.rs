@@ -7,9 +7,18 @@
 //! DTD, expand user-defined entities, recurse without bound, or panic on any input.
 
 pub mod date;
+mod decode;
 pub mod entities;
+mod html_allowlists;
+#[cfg(test)]
+mod html_conformance_tests;
+mod html_entity_table;
+mod html_tokenizer;
+mod json;
 pub mod model;
 pub mod sanitize;
+mod text;
+mod xml;
 
 pub use model::*;
 
@@ -64,6 +73,10 @@ pub enum ParseError {
 }
 
 /// Parses one feed document.
+///
+/// Decodes the bytes once (BOM, HTTP charset, XML declaration, fallbacks), then reads XML
+/// feeds in one streaming pass or JSON Feed with serde_json. Recoverable damage sets `bozo`;
+/// only input that cannot be a feed at all, or breaks a limit, is an error.
 pub fn parse_feed(input: &FeedInput<'_>) -> Result<ParsedFeed, ParseError> {
     if input.body.len() > input.limits.max_bytes {
         return Err(ParseError::TooLarge {
@@ -71,5 +84,49 @@ pub fn parse_feed(input: &FeedInput<'_>) -> Result<ParsedFeed, ParseError> {
             limit: input.limits.max_bytes,
         });
     }
-    Err(ParseError::NotAFeed("parser not built yet".into()))
+    if input.body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    let decoded = decode::decode(input.body, input.content_type, !input.headers.is_empty());
+    let mut out = ParsedFeed {
+        encoding: decoded.encoding,
+        ..ParsedFeed::default()
+    };
+    if let Some(why) = decoded.bozo {
+        out.bozo = true;
+        out.bozo_exception = Some(why);
+    }
+    let base = document_base(input);
+    if let Some(lang) = header(input, "content-language") {
+        out.feed.language = Some(lang.trim().to_string());
+    }
+    let text: &str = &decoded.text;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text.trim_start().as_bytes().first().copied();
+    let is_json_type = input
+        .content_type
+        .is_some_and(|ct| decode::split_content_type(ct).0.contains("json"));
+    if first == Some(b'{') || (is_json_type && first != Some(b'<')) {
+        json::parse_json(text, base.as_ref(), out)
+    } else {
+        xml::parse_xml(text, base.as_ref(), input.limits, out)
+    }
+}
+
+fn header<'a>(input: &'a FeedInput<'_>, name: &str) -> Option<&'a str> {
+    input
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The base for relative links: Content-Location resolved against the document URL.
+fn document_base(input: &FeedInput<'_>) -> Option<url::Url> {
+    let doc = input.url.and_then(|u| url::Url::parse(u.trim()).ok());
+    match (header(input, "content-location"), doc) {
+        (Some(loc), Some(doc)) => doc.join(loc.trim()).ok().or(Some(doc)),
+        (Some(loc), None) => url::Url::parse(loc.trim()).ok(),
+        (None, doc) => doc,
+    }
 }

@@ -27,6 +27,8 @@ pub enum FeedFormat {
     /// An Atom document with no known version.
     Atom,
     Cdf,
+    /// A JSON document with no known JSON Feed version.
+    Json,
     Json1,
     Json11,
     #[default]
@@ -51,6 +53,7 @@ impl FeedFormat {
             FeedFormat::Atom10 => "atom10",
             FeedFormat::Atom => "atom",
             FeedFormat::Cdf => "cdf",
+            FeedFormat::Json => "json",
             FeedFormat::Json1 => "json1",
             FeedFormat::Json11 => "json11",
             FeedFormat::Unknown => "",

@@ -29,10 +29,13 @@ pub const VALUE_VERSION: u8 = 1;
 /// Separates a feed or label id from the instant in composite keys (ids never contain NUL).
 pub const SEP: u8 = 0;
 
-/// Number of bands the 64-bit fingerprint is cut into for near-duplicate lookup. Two
-/// fingerprints within `FINGERPRINT_BANDS - 1` bits of each other agree exactly on at least one
-/// band (pigeonhole), so a lookup reads only the entries sharing a band value.
-pub const FINGERPRINT_BANDS: u32 = 4;
+/// Number of bands the 64-bit fingerprint is cut into for near-duplicate lookup (each
+/// `64 / FINGERPRINT_BANDS` bits wide; leftover high bits are not indexed). Two fingerprints
+/// within `FINGERPRINT_BANDS - 1` bits of each other agree exactly on at least one band
+/// (pigeonhole), so a lookup reads only the entries sharing a band value and still finds every
+/// pair within the dedup threshold. Changing it changes the `fingerprints` layout (a schema
+/// change).
+pub const FINGERPRINT_BANDS: u32 = crate::dedup::NEAR_DUPLICATE_MAX_DISTANCE + 1;
 
 /// An instant as 8 bytes that sort in time order (microseconds, sign bit flipped, big-endian).
 pub fn instant(t: DateTime<Utc>) -> [u8; 8] {
@@ -165,6 +168,18 @@ mod tests {
         let rebuilt = fingerprint_bands(fp).fold(0u64, |acc, (b, v)| {
             acc | (v << (u32::from(b) * (64 / FINGERPRINT_BANDS)))
         });
-        assert_eq!(rebuilt, fp);
+        let covered = 64 / FINGERPRINT_BANDS * FINGERPRINT_BANDS;
+        let mask = if covered == 64 {
+            u64::MAX
+        } else {
+            (1u64 << covered) - 1
+        };
+        assert_eq!(rebuilt, fp & mask);
+        // Any fingerprint within the threshold shares a band with the original.
+        let near = fp ^ 0b1_0000_0000_0100_0000_0001_0000_0000_0000_0000_0001_0000_0001;
+        assert!(crate::normalize::hamming(fp, near) < FINGERPRINT_BANDS);
+        assert!(fingerprint_bands(fp)
+            .zip(fingerprint_bands(near))
+            .any(|(a, b)| a == b));
     }
 }

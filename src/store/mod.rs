@@ -34,7 +34,7 @@ pub const MAX_PAGE: usize = 1000;
 const BATCH: usize = 256;
 
 /// Most candidates read per fingerprint band in a near-duplicate lookup.
-const MAX_BAND_CANDIDATES: usize = 64;
+const MAX_BAND_CANDIDATES: usize = 256;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
