@@ -161,9 +161,11 @@ pub(crate) fn parse_json(
             }
             if let Some(u) = str_of(im, "url") {
                 let u = resolve_url(base, u);
+                // JSON Feed readers describe the item URL as the item's own (`self`) link.
                 e.links.push(Link {
                     href: u.clone(),
-                    rel: Some("alternate".into()),
+                    rel: Some("self".into()),
+                    title: e.title.clone(),
                     ..Link::default()
                 });
                 e.link = Some(u);
@@ -216,7 +218,9 @@ pub(crate) fn parse_json(
                     });
                 }
             }
-            out.items.push(e);
+            if e != Entry::default() {
+                out.items.push(e);
+            }
         }
     }
     Ok(out)

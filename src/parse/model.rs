@@ -174,6 +174,9 @@ pub struct Entry {
     pub categories: Vec<Category>,
     pub enclosures: Vec<Enclosure>,
     pub comments: Option<String>,
+    /// Entry-level rights / copyright statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rights: Option<String>,
     /// RSS `guid isPermaLink="false"` seen: the id is not a link.
     #[serde(skip)]
     pub id_is_permalink: Option<bool>,

@@ -17,7 +17,7 @@ pub(crate) fn resolve_reference(name: &str) -> Option<(Cow<'static, str>, bool)>
         } else {
             num.parse::<u32>().ok()?
         };
-        let c = cp1252_char(code).or_else(|| char::from_u32(code))?;
+        let c = char::from_u32(code)?;
         if c == '\0' {
             return None;
         }

@@ -93,6 +93,7 @@ enum Field {
     Language,
     Generator,
     PersonText,
+    Tags,
     PersonName,
     PersonEmail,
     PersonUri,
@@ -141,6 +142,10 @@ struct Capture {
     base: Option<Url>,
     /// RSS `category` domain / Atom scheme.
     scheme: Option<String>,
+    /// Category label (media:category).
+    label: Option<String>,
+    /// `rel` of a link given as element text.
+    rel: Option<String>,
     /// Byte range of an enclosing `<div>` in xhtml content, while it still wraps everything.
     div: DivWrap,
 }
@@ -412,9 +417,15 @@ impl<'u> FeedReader<'u> {
                 if !self.root_seen {
                     self.note_root_namespace(Some(p), &value);
                 }
+                if self.cap.is_some() {
+                    attrs.push((key, value));
+                }
             } else if key == "xmlns" {
                 if !self.root_seen {
                     self.note_root_namespace(None, &value);
+                }
+                if self.cap.is_some() && value.as_ref() != "http://www.w3.org/1999/xhtml" {
+                    attrs.push((key, value));
                 }
             } else if key == "xml:base" {
                 let joined = match self.current_base() {
@@ -484,6 +495,13 @@ impl<'u> FeedReader<'u> {
                 }
                 cap.buf.push('<');
                 cap.buf.push_str(local);
+                if !prefix.is_empty() && !attrs.iter().any(|(k, _)| *k == "xmlns") {
+                    match local_lower {
+                        "svg" => cap.buf.push_str(" xmlns=\"http://www.w3.org/2000/svg\""),
+                        "math" => cap.buf.push_str(" xmlns=\"http://www.w3.org/1998/Math/MathML\""),
+                        _ => {}
+                    }
+                }
                 for (k, v) in &attrs {
                     cap.buf.push(' ');
                     cap.buf.push_str(k);
@@ -543,11 +561,10 @@ impl<'u> FeedReader<'u> {
     }
 
     fn note_root(&mut self, ns: Ns, local: &str, attrs: &[(&str, Cow<'_, str>)]) {
-        let attr = |k: &str| attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_ref());
+        let attr = |k: &str| find_attr(attrs, k);
         match (ns, local) {
             (Ns::Core, "rss") => {
-                if self.out.format == FeedFormat::Unknown
-                    || matches!(self.out.format, FeedFormat::Rss10 | FeedFormat::Rss090)
+                // The root element decides; an Atom namespace declared on it does not.
                 {
                     let v = attr("version").unwrap_or("").trim();
                     self.out.format = match v {
@@ -596,7 +613,7 @@ impl<'u> FeedReader<'u> {
     }
 
     fn begin(&mut self, field: Field, default_type: &str, attrs: &[(&str, Cow<'_, str>)]) {
-        let attr = |k: &str| attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_ref());
+        let attr = |k: &str| find_attr(attrs, k);
         let ctype = map_content_type(attr("type").unwrap_or(default_type));
         let base64 = if attr("mode") == Some("base64") {
             true
@@ -614,6 +631,8 @@ impl<'u> FeedReader<'u> {
             base64,
             base: self.current_base().cloned(),
             scheme,
+            label: None,
+            rel: attr("rel").map(|r| r.trim().to_string()),
             div: DivWrap::Empty,
         });
     }
@@ -627,7 +646,7 @@ impl<'u> FeedReader<'u> {
     }
 
     fn dispatch(&mut self, ns: Ns, local: &str, attrs: &[(&str, Cow<'_, str>)], empty: bool) {
-        let attr = |k: &str| attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_ref());
+        let attr = |k: &str| find_attr(attrs, k);
         let in_entry = self.scope.in_entry;
         let in_image = self.scope.in_image;
         if in_image && ns == Ns::Core {
@@ -705,20 +724,58 @@ impl<'u> FeedReader<'u> {
             (Ns::Core, "textinput") | (Ns::Core, "source") | (Ns::Core, "contributor") => {
                 self.scope.ignore = true;
             }
+            (Ns::Core, "image") if in_entry => {
+                self.scope.ignore = true;
+            }
             (Ns::Core, "title") => self.begin(Field::Title, "text/plain", attrs),
+            (Ns::Dc, "title") | (Ns::Media, "title") => {
+                let has_title = if in_entry {
+                    self.out.items.last().is_some_and(|e| e.title.is_some())
+                } else {
+                    self.out.feed.title.is_some()
+                };
+                if !has_title {
+                    self.begin(Field::Title, "text/plain", attrs)
+                }
+            }
+            (Ns::Itunes, "subtitle") if !in_entry && self.out.feed.description.is_none() => {
+                self.begin(Field::Subtitle, "text/plain", attrs)
+            }
+            (Ns::Itunes, "summary") | (Ns::Media, "description") => {
+                if in_entry {
+                    if self.out.items.last().is_some_and(|e| e.summary_html.is_none()) {
+                        self.begin(Field::Summary, "text/plain", attrs)
+                    }
+                } else if self.out.feed.description.is_none() {
+                    self.begin(Field::Subtitle, "text/plain", attrs)
+                }
+            }
+            (Ns::Media, "category") => {
+                let scheme = attr("scheme")
+                    .unwrap_or("http://search.yahoo.com/mrss/category_schema")
+                    .to_string();
+                self.begin(Field::Category, "text/plain", attrs);
+                if let Some(c) = self.cap.as_mut() {
+                    c.scheme = Some(scheme);
+                    c.label = attr("label").map(str::to_string);
+                }
+            }
+            (Ns::Core, "tags") => self.begin(Field::Tags, "text/plain", attrs),
             (Ns::Core, "subtitle") | (Ns::Core, "tagline") if !in_entry => {
                 self.begin(Field::Subtitle, "text/plain", attrs)
             }
             (Ns::Core, "description") | (Ns::Core, "abstract") => {
                 if in_entry {
-                    self.begin(Field::Summary, "text/html", attrs)
+                    let f = self.summary_or_content();
+                    self.begin(f, "text/html", attrs)
                 } else {
                     self.begin(Field::Subtitle, "text/html", attrs)
                 }
             }
             (Ns::Core, "summary") => {
                 if in_entry {
-                    self.begin(Field::Summary, "text/plain", attrs)
+                    let f = self.summary_or_content();
+                    self.begin(f, "text/plain", attrs)
                 } else {
                     self.begin(Field::Subtitle, "text/plain", attrs)
                 }
@@ -836,6 +893,14 @@ impl<'u> FeedReader<'u> {
         }
     }
 
+    /// A second summary-like element in an entry that has no content yet becomes content.
+    fn summary_or_content(&self) -> Field {
+        match self.out.items.last() {
+            Some(e) if e.summary_html.is_some() && e.content_html.is_none() => Field::Content,
+            _ => Field::Summary,
+        }
+    }
+
     fn add_category(&mut self, c: Category) {
         let list = if self.scope.in_entry {
             match self.out.items.last_mut() {
@@ -870,7 +935,7 @@ impl<'u> FeedReader<'u> {
     }
 
     fn link_start(&mut self, attrs: &[(&str, Cow<'_, str>)], empty: bool) {
-        let attr = |k: &str| attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_ref());
+        let attr = |k: &str| find_attr(attrs, k);
         let href = attr("href").or_else(|| attr("url")).or_else(|| attr("uri"));
         let Some(href) = href else {
             if !empty {
@@ -1026,6 +1091,8 @@ impl<'u> FeedReader<'u> {
             base64,
             base,
             scheme,
+            label,
+            rel,
             div,
             ..
         } = cap;
@@ -1074,9 +1141,19 @@ impl<'u> FeedReader<'u> {
             Field::Link => {
                 let v = fix_query_entities(&value);
                 let href = Self::resolve_with(base.as_ref(), &v);
+                let rel = rel.unwrap_or_else(|| "alternate".into());
                 if let Some(en) = self.entry() {
-                    en.links.push(alternate_link(href.clone()));
-                    en.link = Some(href);
+                    if rel == "alternate" {
+                        en.links.push(alternate_link(href.clone()));
+                        en.link = Some(href);
+                    } else {
+                        en.links.push(Link {
+                            href,
+                            rel: Some(rel),
+                            mime_type: Some("text/html".into()),
+                            ..Link::default()
+                        });
+                    }
                 } else if !in_entry {
                     self.out.feed.links.push(alternate_link(href.clone()));
                     self.out.feed.link = Some(href);
@@ -1154,6 +1231,15 @@ impl<'u> FeedReader<'u> {
                     self.add_category(Category {
                         term: if value.is_empty() { None } else { Some(value) },
                         scheme,
+                        label,
+                    });
+                }
+            }
+            Field::Tags => {
+                for term in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    self.add_category(Category {
+                        term: Some(term.to_string()),
+                        scheme: None,
                         label: None,
                     });
                 }
@@ -1231,6 +1317,7 @@ impl<'u> FeedReader<'u> {
                     en.title_type = Some(ctype);
                 }
                 Field::Summary => en.summary_html = Some(value),
+                Field::Rights => en.rights = Some(value),
                 Field::Content => {
                     if en.content_html.is_none() {
                         en.content_html = Some(value);
@@ -1276,6 +1363,13 @@ fn push_text(cap: &mut Capture, raw: &str) {
     } else {
         cap.buf.push_str(&normalised);
     }
+}
+
+fn find_attr<'a>(attrs: &'a [(&str, Cow<'_, str>)], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_ref())
 }
 
 fn is_xhtml(ctype: &str) -> bool {

@@ -53,7 +53,41 @@ pub fn strip_forbidden(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// True when `bytes` hold a byte that needs more than `&`, `<`, `>` handling in text: a C0
+/// control other than tab, line feed and carriage return, or the lead byte 0xEF of U+FFFE /
+/// U+FFFF (other characters starting 0xEF take the slow path too, harmlessly). A branch-free
+/// loop the compiler vectorises.
+pub(crate) fn needs_slow_path(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |acc, &b| {
+        acc | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0xEF)
+    })
+}
+
 fn push_escaped(out: &mut String, s: &str, in_attr: bool) {
+    let bytes = s.as_bytes();
+    if in_attr || needs_slow_path(bytes) {
+        push_escaped_slow(out, s, in_attr);
+        return;
+    }
+    // Fast path: only `&`, `<` and `>` to replace; jump between them with memchr.
+    let mut run_start = 0;
+    while let Some(p) = bytes
+        .get(run_start..)
+        .and_then(|rest| memchr::memchr3(b'&', b'<', b'>', rest))
+    {
+        let at = run_start + p;
+        flush(out, s, run_start, at);
+        out.push_str(match bytes.get(at) {
+            Some(b'&') => "&amp;",
+            Some(b'<') => "&lt;",
+            _ => "&gt;",
+        });
+        run_start = at + 1;
+    }
+    flush(out, s, run_start, bytes.len());
+}
+
+fn push_escaped_slow(out: &mut String, s: &str, in_attr: bool) {
     let bytes = s.as_bytes();
     let mut run_start = 0;
     let mut i = 0;

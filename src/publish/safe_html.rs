@@ -21,9 +21,21 @@ pub fn safe_html(html: &str) -> String {
 /// Appends the allow-listed form of `html` to `out`.
 pub fn push_safe_html(out: &mut String, html: &str) {
     let bytes = html.as_bytes();
+    // Without control characters or 0xEF lead bytes only `<`, `>` and `&` need a look, and
+    // memchr jumps straight to them.
+    let clean = !super::escape::needs_slow_path(bytes);
     let mut i = 0;
     let mut run_start = 0;
     while i < bytes.len() {
+        if clean {
+            match bytes
+                .get(i..)
+                .and_then(|rest| memchr::memchr3(b'<', b'>', b'&', rest))
+            {
+                Some(p) => i += p,
+                None => break,
+            }
+        }
         let b = byte(bytes, i);
         match b {
             b'<' => {
@@ -132,7 +144,7 @@ fn markup(out: &mut String, html: &str, i: usize) -> usize {
     if next == b'/' && byte(bytes, i + 2).is_ascii_alphabetic() {
         let (name_end, name) = tag_name(bytes, i + 2);
         let end = find_byte(bytes, name_end, b'>').map_or(bytes.len(), |p| p + 1);
-        if let Some(name) = allowed_element(&name) {
+        if let Some(name) = allowed_element(name) {
             if !is_void(name) {
                 out.push_str("</");
                 out.push_str(name);
@@ -151,23 +163,19 @@ fn markup(out: &mut String, html: &str, i: usize) -> usize {
     i + 1
 }
 
-/// Reads a tag name at `from`, lower-cased; returns the index after it.
-fn tag_name(bytes: &[u8], from: usize) -> (usize, String) {
+/// Reads a tag name at `from`; returns the index after it and the name's bytes.
+fn tag_name(bytes: &[u8], from: usize) -> (usize, &[u8]) {
     let mut j = from;
     while j < bytes.len() && (byte(bytes, j).is_ascii_alphanumeric() || byte(bytes, j) == b'-') {
         j += 1;
     }
-    let name = bytes
-        .get(from..j)
-        .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
-        .unwrap_or_default();
-    (j, name)
+    (j, bytes.get(from..j).unwrap_or_default())
 }
 
 fn start_tag(out: &mut String, html: &str, name_start: usize) -> usize {
     let bytes = html.as_bytes();
     let (mut j, name) = tag_name(bytes, name_start);
-    let element = allowed_element(&name);
+    let element = allowed_element(name);
     if let Some(element) = element {
         out.push('<');
         out.push_str(element);
@@ -197,10 +205,7 @@ fn start_tag(out: &mut String, html: &str, name_start: usize) -> usize {
             j += 1;
             continue;
         }
-        let attr_name = html
-            .get(attr_start..j)
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
+        let attr_name = bytes.get(attr_start..j).unwrap_or_default();
         while j < bytes.len() && byte(bytes, j).is_ascii_whitespace() {
             j += 1;
         }
@@ -228,7 +233,7 @@ fn start_tag(out: &mut String, html: &str, name_start: usize) -> usize {
             j = after;
         }
         if let Some(element) = element {
-            if let Some(kind) = allowed_attribute(element, &attr_name) {
+            if let Some((attr_name, kind)) = allowed_attribute(element, attr_name) {
                 let decoded = decode_entities(value.unwrap_or(""));
                 let keep = match kind {
                     AttrKind::Text => true,
@@ -236,7 +241,7 @@ fn start_tag(out: &mut String, html: &str, name_start: usize) -> usize {
                 };
                 if keep {
                     out.push(' ');
-                    out.push_str(&attr_name);
+                    out.push_str(attr_name);
                     out.push_str("=\"");
                     push_attr(out, &decoded);
                     out.push('"');
@@ -246,20 +251,20 @@ fn start_tag(out: &mut String, html: &str, name_start: usize) -> usize {
     }
     if element.is_some() {
         out.push('>');
-    } else if is_dropped_with_content(&name) {
-        return skip_to_end_tag(bytes, j, &name);
+    } else if is_dropped_with_content(name) {
+        return skip_to_end_tag(bytes, j, name);
     }
     j
 }
 
 /// Index after `</name ...>` (case-insensitive), or the end of input.
-fn skip_to_end_tag(bytes: &[u8], from: usize, name: &str) -> usize {
+fn skip_to_end_tag(bytes: &[u8], from: usize, name: &[u8]) -> usize {
     let mut j = from;
     while let Some(p) = find_seq(bytes, j, b"</") {
         let name_end = p + 2 + name.len();
         let matches_name = bytes
             .get(p + 2..name_end)
-            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+            .is_some_and(|n| n.eq_ignore_ascii_case(name));
         let boundary = !byte(bytes, name_end).is_ascii_alphanumeric();
         if matches_name && boundary {
             return find_byte(bytes, name_end, b'>').map_or(bytes.len(), |q| q + 1);
@@ -284,7 +289,7 @@ fn find_seq(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 }
 
 /// The canonical (static) name of an allow-listed element.
-fn allowed_element(name: &str) -> Option<&'static str> {
+fn allowed_element(name: &[u8]) -> Option<&'static str> {
     const ALLOWED: &[&str] = &[
         "a",
         "abbr",
@@ -337,7 +342,10 @@ fn allowed_element(name: &str) -> Option<&'static str> {
         "u",
         "ul",
     ];
-    ALLOWED.iter().copied().find(|a| *a == name)
+    ALLOWED
+        .iter()
+        .copied()
+        .find(|a| a.as_bytes().eq_ignore_ascii_case(name))
 }
 
 fn is_void(name: &str) -> bool {
@@ -347,21 +355,14 @@ fn is_void(name: &str) -> bool {
 /// Elements whose content is code or raw text: dropped together with the content. Other
 /// unknown elements (`svg`, `math`, `object`, `form` ...) lose only their tags; their content
 /// goes through the same allow-list.
-fn is_dropped_with_content(name: &str) -> bool {
-    matches!(
-        name,
-        "script"
-            | "style"
-            | "iframe"
-            | "applet"
-            | "noscript"
-            | "noembed"
-            | "noframes"
-            | "template"
-            | "textarea"
-            | "title"
-            | "xmp"
-    )
+fn is_dropped_with_content(name: &[u8]) -> bool {
+    const DROPPED: &[&str] = &[
+        "script", "style", "iframe", "applet", "noscript", "noembed", "noframes", "template",
+        "textarea", "title", "xmp",
+    ];
+    DROPPED
+        .iter()
+        .any(|d| d.as_bytes().eq_ignore_ascii_case(name))
 }
 
 enum AttrKind {
@@ -369,18 +370,28 @@ enum AttrKind {
     Url,
 }
 
-fn allowed_attribute(element: &str, attr: &str) -> Option<AttrKind> {
-    match (element, attr) {
-        (_, "title" | "lang" | "dir") => Some(AttrKind::Text),
-        ("a", "href") => Some(AttrKind::Url),
-        ("img", "src") => Some(AttrKind::Url),
-        ("img", "alt" | "width" | "height") => Some(AttrKind::Text),
-        ("blockquote" | "q" | "del" | "ins", "cite") => Some(AttrKind::Url),
-        ("td" | "th", "colspan" | "rowspan") => Some(AttrKind::Text),
-        ("time" | "del" | "ins", "datetime") => Some(AttrKind::Text),
-        ("ol", "start") => Some(AttrKind::Text),
-        _ => None,
-    }
+/// The canonical name and kind of an allow-listed attribute of `element`.
+fn allowed_attribute(element: &str, attr: &[u8]) -> Option<(&'static str, AttrKind)> {
+    const NAMES: &[&str] = &[
+        "title", "lang", "dir", "href", "src", "alt", "width", "height", "cite", "colspan",
+        "rowspan", "datetime", "start",
+    ];
+    let name = NAMES
+        .iter()
+        .copied()
+        .find(|n| n.as_bytes().eq_ignore_ascii_case(attr))?;
+    let kind = match (element, name) {
+        (_, "title" | "lang" | "dir") => AttrKind::Text,
+        ("a", "href") => AttrKind::Url,
+        ("img", "src") => AttrKind::Url,
+        ("img", "alt" | "width" | "height") => AttrKind::Text,
+        ("blockquote" | "q" | "del" | "ins", "cite") => AttrKind::Url,
+        ("td" | "th", "colspan" | "rowspan") => AttrKind::Text,
+        ("time" | "del" | "ins", "datetime") => AttrKind::Text,
+        ("ol", "start") => AttrKind::Text,
+        _ => return None,
+    };
+    Some((name, kind))
 }
 
 /// True for `http:`, `https:`, `mailto:` and scheme-less (relative) references, judged the way
@@ -490,5 +501,31 @@ mod tests {
         assert_eq!(safe_html("<script>never closed"), "");
         assert_eq!(safe_html("<!-- open"), "");
         assert_eq!(safe_html("<"), "&lt;");
+    }
+
+    #[test]
+    fn pathological_input_stays_linear() {
+        let patterns = [
+            "<a ",
+            "</",
+            "<script>",
+            "<!--",
+            "<p title='",
+            "&#x",
+            "<div><span>",
+            "<a href=javascript:x>",
+        ];
+        for pattern in patterns {
+            let input = pattern.repeat(50_000);
+            let start = std::time::Instant::now();
+            let out = safe_html(&input);
+            assert!(out.len() <= input.len() * 8, "{pattern}: output bounded");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "{pattern}: {:?}",
+                start.elapsed()
+            );
+            assert!(!out.contains("javascript"), "{pattern}");
+        }
     }
 }
