@@ -1,16 +1,15 @@
 //! Integration tests: the real server on 127.0.0.1:0 over a real sled store in a temporary
-//! folder, filled by ingesting a real RSS document through `ingest` (parse, normalize, dedup,
-//! store), checked over HTTP with reqwest: every route and format, filters, paging, 304 paths,
+//! folder, filled by ingesting real RSS documents through `ingest` (the parser, normalize,
+//! dedup, store), checked over HTTP with reqwest: every route and format, filters, paging, 304 paths,
 //! gzip and brotli, HEAD, errors, the cache and its invalidation, escaping, unsubscribe, admin,
 //! WebSub and, when chromium is installed, the index page as a browser renders it.
 
 use chrono::{DateTime, Duration, Utc};
 use newsrelay::config::{Config, FeedSettings};
 use newsrelay::dedup::Intent;
-use newsrelay::ingest::{ingest_document, ingest_parsed};
+use newsrelay::ingest::ingest_document;
 use newsrelay::item::{FeedId, Item, Label, Labels};
 use newsrelay::metrics::Metrics;
-use newsrelay::parse::{Entry, ParsedFeed};
 use newsrelay::server::{self, FetchRequest, ServerState, Unsubscribe};
 use newsrelay::store::{Scope, Store};
 use quick_xml::events::Event;
@@ -97,9 +96,8 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A parsed feed document with stories `range` (and the hostile story when asked), as the
-/// parser hands it to ingest.
-fn document(range: std::ops::Range<usize>, hostile: bool, published: DateTime<Utc>) -> ParsedFeed {
+/// An RSS 2.0 document with stories `range` (and the hostile story when asked), newest first.
+fn rss_document(range: std::ops::Range<usize>, hostile: bool, published: DateTime<Utc>) -> Vec<u8> {
     let mut entries: Vec<(String, String)> = range
         .map(|n| {
             (
@@ -109,28 +107,32 @@ fn document(range: std::ops::Range<usize>, hostile: bool, published: DateTime<Ut
         })
         .collect();
     if hostile {
-        entries.push((HOSTILE_TITLE.to_string(), "hostile".to_string()));
+        entries.push((
+            "Hostile story placeholder".to_string(),
+            "hostile".to_string(),
+        ));
     }
-    let items = entries
-        .iter()
-        .enumerate()
-        .map(|(i, (title, slug))| Entry {
-            id: Some(format!("urn:icmpd:{slug}")),
-            id_is_permalink: Some(false),
-            title: Some(title.clone()),
-            link: Some(format!("https://www.icmpd.org/news/{slug}")),
-            summary_html: Some(format!(
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel>\
+         <title>ICMPD news</title><link>https://www.icmpd.org/news-centre</link>\
+         <description>News</description>\n",
+    );
+    for (i, (title, slug)) in entries.iter().enumerate() {
+        let date = published - Duration::minutes(i as i64);
+        s.push_str(&format!(
+            "<item><title>{}</title><link>https://www.icmpd.org/news/{slug}</link>\
+             <guid isPermaLink=\"false\">urn:icmpd:{slug}</guid>\
+             <description>{}</description><pubDate>{}</pubDate></item>\n",
+            xml_escape(title),
+            xml_escape(&format!(
                 "<p>Summary of {}. <img src=x onerror=alert(1)> Details follow.</p>",
                 xml_escape(title)
             )),
-            published: Some(published - Duration::minutes(i as i64)),
-            ..Default::default()
-        })
-        .collect();
-    ParsedFeed {
-        items,
-        ..Default::default()
+            date.format("%a, %d %b %Y %H:%M:%S +0000"),
+        ));
     }
+    s.push_str("</channel></rss>\n");
+    s.into_bytes()
 }
 
 /// A running server over a temporary store.
@@ -151,12 +153,13 @@ impl Running {
 
     /// Ingests stories `range` now-ish, as the daemon would, and invalidates the cache.
     fn ingest(&self, range: std::ops::Range<usize>, hostile: bool, at: DateTime<Utc>) {
-        let doc = document(range, hostile, at);
-        let r = ingest_parsed(
+        let body = rss_document(range, hostile, at);
+        let r = ingest_document(
             &self.store,
             &self.feed,
-            &doc,
+            &body,
             Some(&self.feed.url),
+            Some("application/rss+xml; charset=utf-8"),
             &classify,
             at,
         );
