@@ -373,6 +373,25 @@ fn reopen_after_drop_keeps_everything() {
 }
 
 #[test]
+fn group_commit_store_keeps_everything_after_one_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap().with_group_commit();
+        ingest(&store, &feed("a"), &guid_feed(4), t0());
+        ingest(
+            &store,
+            &feed("b"),
+            &document(vec![entry(4, Some("b4".into()), "b.org")]),
+            t0(),
+        );
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.item_count(), 5);
+    assert!(store.verify().unwrap().problems.is_empty());
+}
+
+#[test]
 fn queries_page_filter_and_count() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

@@ -234,6 +234,9 @@ pub struct Store {
     digest_ledger: sled::Tree,
     meta: sled::Tree,
     policy: Policy,
+    /// Flush after every `apply`, `put_feed_state` and `purge_expired` (the default). Off in
+    /// group-commit mode, where the caller flushes once before reporting anything stored.
+    flush_each: bool,
 }
 
 /// The trees one write transaction touches.
@@ -274,9 +277,28 @@ impl Store {
             meta: t(keys::META)?,
             db,
             policy: Policy::default(),
+            flush_each: true,
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Group commit: `apply`, `put_feed_state` and `purge_expired` stay atomic but no longer
+    /// flush; the caller must call [`Store::flush`] before it reports anything stored (for a
+    /// fetch cycle that ingests many feeds and reports once). Import and relabel still flush
+    /// every batch.
+    pub fn with_group_commit(mut self) -> Store {
+        self.flush_each = false;
+        self
+    }
+
+    /// Flushes unless in group-commit mode.
+    fn commit(&self) -> Result<(), StoreError> {
+        if self.flush_each {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     /// The dedup policy this store looks candidates up with.
@@ -529,14 +551,14 @@ impl Store {
             }
             Ok(r)
         })?;
-        self.flush()?;
+        self.commit()?;
         Ok(report)
     }
 
-    /// Stores a feed's state and flushes.
+    /// Stores a feed's state and flushes (unless in group-commit mode).
     pub fn put_feed_state(&self, feed: &FeedId, state: &FeedState) -> Result<(), StoreError> {
         self.feed_state.insert(feed.0.as_bytes(), encode(state)?)?;
-        self.flush()
+        self.commit()
     }
 
     /// Purges this feed's items first stored before `now - retention`, leaving tombstones (id
@@ -592,7 +614,7 @@ impl Store {
             purged += batch.len();
         }
         if purged > 0 {
-            self.flush()?;
+            self.commit()?;
         }
         Ok(purged)
     }
