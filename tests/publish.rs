@@ -1137,3 +1137,53 @@ fn unsubscribe_pages_post_back_and_escape_everything() {
     assert!(done.contains("You are unsubscribed") && done.contains("ICMPD &lt;news&gt;"));
     assert!(render_unsubscribe_done("x", "ftp://x", None).is_err());
 }
+
+#[test]
+fn every_format_round_trips_through_our_parser() {
+    use newsrelay::parse::{parse_feed, FeedFormat as ParsedFormat, FeedInput};
+    let mut list = items(6);
+    list.push(hostile_item());
+    for (format, expected) in [
+        (FeedFormat::Rss, ParsedFormat::Rss20),
+        (FeedFormat::Atom, ParsedFormat::Atom10),
+        (FeedFormat::Json, ParsedFormat::Json11),
+    ] {
+        let d = descriptor(format);
+        let body = match format {
+            FeedFormat::Rss => render_rss(&d, &sources(), &list),
+            FeedFormat::Atom => render_atom(&d, &sources(), &list),
+            FeedFormat::Json => render_json_feed(&d, &sources(), &list),
+        }
+        .expect("renders");
+        let input = FeedInput {
+            body: body.as_bytes(),
+            url: Some(&d.self_url),
+            content_type: Some(format.content_type()),
+            ..FeedInput::default()
+        };
+        let parsed = parse_feed(&input).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert!(!parsed.bozo, "{format:?}: {:?}", parsed.bozo_exception);
+        assert_eq!(parsed.format, expected);
+        assert_eq!(parsed.items.len(), list.len());
+        for (entry, source) in parsed.items.iter().zip(&list) {
+            assert_eq!(
+                entry.id.as_deref(),
+                Some(format!("urn:newsrelay:item:{}", source.id).as_str())
+            );
+            assert_eq!(
+                entry.link.as_deref(),
+                source.link.as_deref().filter(|l| l.starts_with("https://"))
+            );
+            assert_eq!(entry.published, Some(source.display_date()), "{format:?}");
+        }
+        let hostile = parsed
+            .items
+            .last()
+            .and_then(|e| e.title.clone())
+            .unwrap_or_default();
+        assert!(
+            hostile.contains("<script>alert('t')</script>"),
+            "{format:?}: title text kept: {hostile:?}"
+        );
+    }
+}
