@@ -221,11 +221,35 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 taxonomy: taxonomy.as_deref(),
             },
         ),
+        Command::Serve => serve_http(&load_config(&cli)?),
+        Command::Export => export_store(&load_config(&cli)?),
+        Command::Import { file } => import_store(&load_config(&cli)?, file),
         other => Err(Failure {
             code: 1,
             error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
         }),
     }
+}
+
+/// `newsrelay serve`: the HTTP server alone over the store as it is, until SIGTERM or SIGINT;
+/// in-flight requests finish before it exits.
+fn serve_http(config: &Config) -> Result<(), Failure> {
+    use crate::server::{self, ServerState};
+    crate::daemon::init_logging(&config.log);
+    let store = std::sync::Arc::new(crate::store::Store::open(&config.store.path)?);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let state = ServerState::from_config(config, store.clone(), metrics)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = server::bind(&config.server.listen).await?;
+        let (_control, mut shutdown) = crate::daemon::listen_for_signals()?;
+        tracing::info!(listen = %config.server.listen, base_url = %config.server.base_url, "serving");
+        crate::daemon::systemd::ready();
+        server::serve(state, listener, async move { shutdown.stopped().await }).await?;
+        anyhow::Ok(())
+    })?;
+    store.flush()?;
+    Ok(())
 }
 
 /// `newsrelay export`: the whole store as JSON lines on standard output.
