@@ -222,8 +222,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             },
         ),
         Command::Serve => serve_http(&load_config(&cli)?),
-        Command::Export => export_store(&load_config(&cli)?),
-        Command::Import { file } => import_store(&load_config(&cli)?, file),
         other => Err(Failure {
             code: 1,
             error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
@@ -541,6 +539,8 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
         .context("cannot start the async runtime")?;
     runtime.block_on(crate::daemon::run(path, hooks))?;
     Ok(())
+}
+
 struct ClassifyArgs<'a> {
     file: Option<&'a std::path::Path>,
     feed: bool,
@@ -674,6 +674,9 @@ fn classify_command(cli: &Cli, args: &ClassifyArgs<'_>) -> Result<(), Failure> {
                 report.errors.len() + report.classified
             ),
         })
+    }
+}
+
 /// `newsrelay digest preview|send`: one line per subscriber; exit 1 when any digest failed.
 fn digest_command(config: &Config, action: &DigestAction) -> Result<(), Failure> {
     use crate::digest::{run_configured, Outcome, RunMode};
