@@ -469,7 +469,7 @@ fn fetch_once(config: &Config, only: Option<&str>) -> Result<(), Failure> {
     let cx = CycleContext {
         store,
         fetcher,
-        labeler: feed_default_labeler(),
+        labeler: classifier_labeler(config)?,
         metrics: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -518,26 +518,148 @@ fn fetch_once(config: &Config, only: Option<&str>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `newsrelay run`: the daemon until SIGTERM/SIGINT.
+/// The labelling function the pipeline uses: the classifier over the item's text, with the
+/// feed's default programmes folded in.
+pub fn classifier_labeler(config: &Config) -> Result<crate::fetch_cycle::Labeler, Failure> {
+    let classifier = crate::classify::Classifier::from_taxonomy_file(&config.taxonomy.file)
+        .map_err(taxonomy_failure)?;
+    let classifier = std::sync::Arc::new(classifier);
+    Ok(std::sync::Arc::new(
+        move |feed: &config::FeedSettings, item: &crate::item::Item| {
+            let text = crate::parse::sanitize::html_to_plain_text(&item.content_html);
+            classifier.classify(
+                &crate::classify::ItemText {
+                    title: &item.title,
+                    summary: &item.summary_text,
+                    content_text: &text,
+                    link: item.link.as_deref(),
+                },
+                &feed.programmes,
+            )
+        },
+    ))
+}
+
+/// Unsubscribe tokens checked with the digest key; the ledger records the opt-out.
+struct DigestUnsubscribe {
+    key: crate::digest::DigestKey,
+    subscribers: Vec<config::SubscriberSettings>,
+    ledger: crate::digest::FileLedger,
+}
+
+impl crate::server::Unsubscribe for DigestUnsubscribe {
+    fn subscriber_for_token(&self, token: &str) -> Option<String> {
+        self.key
+            .subscriber_for_token(token, &self.subscribers)
+            .map(|s| s.email.clone())
+    }
+    fn unsubscribe(&self, email: &str) -> Result<(), String> {
+        use crate::digest::LedgerStore;
+        let mut ledger = self.ledger.load(email).map_err(|e| e.to_string())?;
+        ledger.unsubscribe(chrono::Utc::now());
+        self.ledger.save(email, &ledger).map_err(|e| e.to_string())
+    }
+}
+
+/// `newsrelay run`: the daemon until SIGTERM/SIGINT: fetch cycles, digests, HTTP server.
 fn run_daemon(cli: &Cli) -> Result<(), Failure> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
     let path = config::locate(cli.config.as_deref());
     let config = Config::load(&path)?;
-    let store = std::sync::Arc::new(crate::store::Store::open(&config.store.path)?);
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-    let hooks = crate::daemon::Hooks {
-        store,
-        metrics,
-        labeler: feed_default_labeler(),
-        tick: std::time::Duration::from_secs(5),
-        on_tick: Box::new(|_| {}),
-        on_cycle: Box::new(|_| {}),
-        on_reload: Box::new(|_| {}),
-    };
+    let labeler = classifier_labeler(&config)?;
+    let store = Arc::new(crate::store::Store::open(&config.store.path)?);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(crate::daemon::run(path, hooks))?;
+    let _guard = runtime.enter();
+
+    let mut state =
+        crate::server::ServerState::from_config(&config, store.clone(), metrics.clone())?;
+    if !config.subscribers.is_empty() {
+        let dir = crate::digest::state_dir(&config.store.path);
+        let key = crate::digest::DigestKey::load_or_create(&dir.join("key"))?;
+        let ledger = crate::digest::FileLedger::new(&dir.join("ledger"))?;
+        state = state.with_unsubscribe(Arc::new(DigestUnsubscribe {
+            key,
+            subscribers: config.subscribers.clone(),
+            ledger,
+        }));
+    }
+    let listener = runtime.block_on(crate::server::bind(&config.server.listen))?;
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(crate::server::serve(state.clone(), listener, async move {
+        let _ = server_stopped.await;
+    }));
+
+    // Digests: checked on the scheduler tick, at most every `digest.check_every`, never two
+    // runs at once; they read the daemon's own open store.
+    let digest_running = Arc::new(AtomicBool::new(false));
+    let last_digest_check = Arc::new(Mutex::new(None::<std::time::Instant>));
+    let digest_store = store.clone();
+    let on_tick = Box::new(move |cfg: &Config| {
+        if cfg.smtp.is_none() || cfg.subscribers.is_empty() {
+            return;
+        }
+        if let Ok(mut last) = last_digest_check.lock() {
+            if last.is_some_and(|t| t.elapsed() < cfg.digest.check_every) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        if digest_running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let cfg = cfg.clone();
+        let store = digest_store.clone();
+        let running = digest_running.clone();
+        tokio::spawn(async move {
+            let mode = crate::digest::RunMode::Send { force: false };
+            match crate::digest::run_with_store(&cfg, &store, &mode, chrono::Utc::now()).await {
+                Ok(report) => tracing::debug!(?report, "digest check done"),
+                Err(e) => tracing::error!(error = %e, "digest run failed"),
+            }
+            running.store(false, Ordering::SeqCst);
+        });
+    });
+
+    let cycle_state = state.clone();
+    let on_cycle = Box::new(move |report: &crate::fetch_cycle::CycleReport| {
+        if !report.changed() {
+            return;
+        }
+        cycle_state.invalidate();
+        if let Some(hub) = cycle_state.websub_hub().map(str::to_string) {
+            let urls = cycle_state.feed_urls_for(&[]);
+            tokio::spawn(async move {
+                if let Ok(client) = crate::server::hub_client() {
+                    let r = crate::server::ping_hub(&client, &hub, &urls).await;
+                    tracing::info!(
+                        accepted = r.accepted.len(),
+                        failed = r.failed.len(),
+                        "WebSub hub pinged"
+                    );
+                }
+            });
+        }
+    });
+
+    let hooks = crate::daemon::Hooks {
+        store: store.clone(),
+        metrics,
+        labeler,
+        tick: std::time::Duration::from_secs(5),
+        on_tick,
+        on_cycle,
+        on_reload: Box::new(|_| {}),
+    };
+    let result = runtime.block_on(crate::daemon::run(path, hooks));
+    let _ = stop_server.send(());
+    let _ = runtime.block_on(server);
+    store.flush()?;
+    result?;
     Ok(())
 }
 

@@ -702,6 +702,45 @@ pub async fn run_configured(
     }
     let store = crate::store::Store::open(&config.store.path)
         .map_err(|e| DigestError::Store(e.to_string()))?;
+    run_configured_with(config, &store, mode, now, from, key, names).await
+}
+
+/// [`run_configured`] over a store the caller already holds open (the daemon's).
+pub async fn run_with_store(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    mode: &RunMode,
+    now: DateTime<Utc>,
+) -> Result<RunReport, DigestError> {
+    let from_text = config
+        .smtp
+        .as_ref()
+        .map(|s| s.from.clone())
+        .unwrap_or_else(|| PREVIEW_FROM.to_string());
+    let from: Mailbox = from_text.parse().map_err(|e| DigestError::Address {
+        to: from_text.clone(),
+        detail: format!("smtp.from: {e}"),
+    })?;
+    let key = DigestKey::load_or_create(&state_dir(&config.store.path).join("key"))?;
+    let mut names = DisplayNames::default();
+    for f in &config.feeds {
+        if let Some(t) = &f.title {
+            names.set_feed(&f.id, t);
+        }
+    }
+    run_configured_with(config, store, mode, now, from, key, names).await
+}
+
+async fn run_configured_with(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    mode: &RunMode,
+    now: DateTime<Utc>,
+    from: Mailbox,
+    key: DigestKey,
+    names: DisplayNames,
+) -> Result<RunReport, DigestError> {
+    let dir = state_dir(&config.store.path);
     let file_ledger = FileLedger::new(&dir.join("ledger"))?;
     let ctx = DigestContext {
         settings: &config.digest,
@@ -735,7 +774,7 @@ pub async fn run_configured(
                 scratch.save(&s.email, &file_ledger.load(&s.email)?)?;
             }
             let mailer = DirMailer::new(out)?;
-            Ok(run_digests(&ctx, &subs, &store, &scratch, &mailer, now, false).await)
+            Ok(run_digests(&ctx, &subs, store, &scratch, &mailer, now, false).await)
         }
         RunMode::Send { force } => {
             let smtp = config.smtp.as_ref().ok_or_else(|| {
@@ -745,7 +784,7 @@ pub async fn run_configured(
             Ok(run_digests(
                 &ctx,
                 &config.subscribers,
-                &store,
+                store,
                 &file_ledger,
                 &mailer,
                 now,
