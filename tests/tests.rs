@@ -11,3 +11,4 @@ mod ingest;
 mod parse;
 mod publish;
 mod server;
+mod service;
