@@ -507,3 +507,62 @@ fn status_says_what_to_do_when_the_store_is_held_and_no_server_answers() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Debian package's inputs (building the .deb itself is scripts/build-deb, not CI)
+
+#[test]
+fn debian_package_inputs_exist_and_scripts_parse() {
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(format!("{ROOT}/Cargo.toml")).unwrap()).unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let mut dests = Vec::new();
+    for asset in deb["assets"].as_array().unwrap() {
+        let source = asset[0].as_str().unwrap();
+        dests.push(asset[1].as_str().unwrap().to_string());
+        if source.starts_with("target/") {
+            continue; // built by cargo deb or by scripts/build-deb
+        }
+        let found = if let Some(dir) = source.strip_suffix("/*.jsonl") {
+            std::fs::read_dir(format!("{ROOT}/{dir}"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        } else {
+            Path::new(&format!("{ROOT}/{source}")).is_file()
+        };
+        assert!(found, "package asset {source} is missing");
+    }
+    for want in [
+        "usr/bin/",
+        "etc/newsrelay/newsrelay.toml",
+        "etc/newsrelay/programmes.toml",
+        "usr/share/newsrelay/labelled/",
+    ] {
+        assert!(
+            dests.iter().any(|d| d == want),
+            "no asset installed at {want}"
+        );
+    }
+    // The installed taxonomy's training set is where the package puts it.
+    let build = std::fs::read_to_string(format!("{ROOT}/scripts/build-deb")).unwrap();
+    assert!(build.contains("training = [\"/usr/share/newsrelay/labelled\"]"));
+    let units = &deb["systemd-units"];
+    assert_eq!(units["unit-name"].as_str(), Some("newsrelay"));
+    let dir = units["unit-scripts"].as_str().unwrap();
+    assert!(Path::new(&format!("{ROOT}/{dir}/newsrelay.service")).is_file());
+
+    let scripts = deb["maintainer-scripts"].as_str().unwrap();
+    for script in ["postinst", "postrm"] {
+        let path = format!("{ROOT}/{scripts}/{script}");
+        let out = Command::new("sh").args(["-n", &path]).output().unwrap();
+        assert!(out.status.success(), "{script}: {}", text(&out.stderr));
+        let body = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            body.contains("#DEBHELPER#"),
+            "{script} lacks the #DEBHELPER# token"
+        );
+    }
+    let postinst = std::fs::read_to_string(format!("{ROOT}/{scripts}/postinst")).unwrap();
+    assert!(postinst.contains("adduser --system --group"), "{postinst}");
+}
