@@ -178,16 +178,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 parse_one(file.as_deref(), url.as_deref(), content_type.as_deref())
             }
         }
-        Command::CheckConfig => {
-            let c = load_config(&cli)?;
-            println!(
-                "{}: ok ({} feeds, {} subscribers)",
-                c.path.display(),
-                c.feeds.len(),
-                c.subscribers.len()
-            );
-            Ok(())
-        }
+        Command::CheckConfig => check_config(&load_config(&cli)?),
         Command::PrintConfig { example } => {
             if !example {
                 let c = load_config(&cli)?;
@@ -222,11 +213,47 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             },
         ),
         Command::Serve => serve_http(&load_config(&cli)?),
+        Command::Status => status_command(&load_config(&cli)?),
         other => Err(Failure {
             code: 1,
             error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
         }),
     }
+}
+
+/// `newsrelay check-config`: the config, and the taxonomy with the training set it names
+/// (the same load the daemon does at start), exit 0 or one line naming the file and key.
+fn check_config(c: &Config) -> Result<(), Failure> {
+    let classifier =
+        classify::Classifier::from_taxonomy_file(&c.taxonomy.file).map_err(taxonomy_failure)?;
+    let t = classifier.taxonomy();
+    println!(
+        "{}: ok ({} feeds, {} subscribers; taxonomy {}: {} programmes, {} initiatives, {} regions)",
+        c.path.display(),
+        c.feeds.len(),
+        c.subscribers.len(),
+        c.taxonomy.file.display(),
+        t.ids(classify::LabelKind::Programme).count(),
+        t.ids(classify::LabelKind::Initiative).count(),
+        t.ids(classify::LabelKind::Region).count(),
+    );
+    Ok(())
+}
+
+/// `newsrelay status`: feeds and their health, item counts, store size, next digests. Reads
+/// the store when it is free, else asks the running daemon at `server.listen`.
+fn status_command(config: &Config) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let now = chrono::Utc::now();
+    let (snapshot, source) = runtime.block_on(crate::status::collect(config, now))?;
+    let subscribers = crate::status::subscribers(config, now);
+    let text = crate::status::render(config, &snapshot, &subscribers, &source, now);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// `newsrelay serve`: the HTTP server alone over the store as it is, until SIGTERM or SIGINT;

@@ -128,7 +128,7 @@ pub async fn run_cycle(
     let mut tasks = JoinSet::new();
     for feed in feeds {
         let cx = cx.clone();
-        let span = tracing::info_span!("feed", id = %feed.id);
+        let span = tracing::info_span!("feed", feed = %feed.id);
         tasks.spawn(async move { run_feed(&cx, feed).await }.instrument(span));
     }
     let mut report = CycleReport::default();
@@ -185,8 +185,10 @@ pub async fn run_feed(cx: &CycleContext, feed: FeedSettings) -> FeedReport {
             let feed_for_task = feed.clone();
             let body = fetched.body.clone();
             let meta = fetched.meta.clone();
+            // The blocking thread logs under this feed's span too.
+            let span = tracing::Span::current();
             let joined = tokio::task::spawn_blocking(move || {
-                ingest_fetched(&store, &feed_for_task, &body, &meta, &labeler)
+                span.in_scope(|| ingest_fetched(&store, &feed_for_task, &body, &meta, &labeler))
             })
             .await;
             match joined {

@@ -26,6 +26,7 @@
 //! | [`fetch_cycle`] | every due feed: fetch, ingest, record state; concurrent within limits |
 //! | [`feed_list`] | OPML export of the configured feeds, import appended to the config |
 //! | [`digest`] | who gets what, rendering, sending, the delivery ledger |
+//! | [`status`] | `newsrelay status`: feed health, counts, store size, next digests, as a table |
 //! | [`server`] | axum routes, read-only over the store |
 //! | [`schedule`] | when fetches and digests run |
 //! | [`daemon`] | wiring, signals, systemd readiness, graceful stop and flush |
@@ -48,4 +49,5 @@ pub mod parse;
 pub mod publish;
 pub mod schedule;
 pub mod server;
+pub mod status;
 pub mod store;

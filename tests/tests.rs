@@ -2,6 +2,7 @@
 //! Each module is one area; tests start real servers on 127.0.0.1:0 and real stores in
 //! temporary folders.
 
+mod backup;
 mod classify;
 mod cli;
 mod daemon;
@@ -11,3 +12,4 @@ mod ingest;
 mod parse;
 mod publish;
 mod server;
+mod service;

@@ -139,6 +139,8 @@ pub struct ServerState {
     shared: Arc<Shared>,
     unsubscribe: Option<Arc<dyn Unsubscribe>>,
     fetch_trigger: Option<mpsc::Sender<FetchRequest>>,
+    /// The store's folder, for its size in `GET /api/status`; None disables that route.
+    store_path: Option<Arc<std::path::PathBuf>>,
 }
 
 impl ServerState {
@@ -173,6 +175,7 @@ impl ServerState {
             }),
             unsubscribe: None,
             fetch_trigger: None,
+            store_path: None,
         })
     }
 
@@ -197,13 +200,21 @@ impl ServerState {
                 )
             })
             .collect();
-        ServerState::new(
+        Ok(ServerState::new(
             ServerOptions::from_config(config),
             store,
             metrics,
             taxa,
             sources,
-        )
+        )?
+        .with_store_path(&config.store.path))
+    }
+
+    /// Enables `GET /api/status` (what `newsrelay status` reads while the daemon holds the
+    /// store), reporting the size of the store folder at `path`.
+    pub fn with_store_path(mut self, path: &std::path::Path) -> ServerState {
+        self.store_path = Some(Arc::new(path.to_path_buf()));
+        self
     }
 
     /// Plugs in the unsubscribe check and action (from digests).

@@ -46,11 +46,12 @@ const HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src d
                         base-uri 'none'; frame-ancestors 'none'";
 
 /// Route templates as counted in metrics.
-const ROUTES: [&str; 9] = [
+const ROUTES: [&str; 10] = [
     "/",
     "/feeds/{file}",
     "/opml",
     "/api/items",
+    "/api/status",
     "/healthz",
     "/metrics",
     "/unsubscribe/{token}",
@@ -64,6 +65,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/feeds/{file}", get(feed))
         .route("/opml", get(opml))
         .route("/api/items", get(api_items))
+        .route("/api/status", get(api_status))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(
@@ -621,6 +623,38 @@ async fn healthz(State(state): State<ServerState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `GET /api/status`: every feed's stored state and item count, the item total and the store's
+/// size on disk (what `newsrelay status` shows while the daemon holds the store).
+async fn api_status(State(state): State<ServerState>) -> Response {
+    let Some(path) = state.store_path.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "status is not enabled on this server",
+        );
+    };
+    let shared = state.shared.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        crate::status::StoreSnapshot::read(&shared.store, &path, Utc::now())
+    })
+    .await;
+    let snapshot = match read {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return internal(&ServerError::Store(e)),
+        Err(e) => return internal(&ServerError::Task(e.to_string())),
+    };
+    match serde_json::to_string(&snapshot) {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => internal(&ServerError::Json(e.to_string())),
+    }
 }
 
 async fn metrics(State(state): State<ServerState>) -> Response {

@@ -8,8 +8,10 @@
 //! on what it reads back from disk, and never return an unbounded result.
 
 pub mod keys;
+mod stats;
 mod transfer;
 
+pub use stats::size_on_disk;
 pub use transfer::{ExportReport, ImportProgress, ImportReport};
 
 use crate::dedup::{Intent, Known, Policy, StoredMeta};

@@ -1,0 +1,56 @@
+//! Read-only figures about the store for `newsrelay status` and `GET /api/status`.
+//!
+//! In: the open store, or only its folder on disk. Out: item counts per source feed (from the
+//! `feed_time` index: an item merged from several feeds counts once for each), the store's size
+//! on disk, and whether an open failed because another process holds the store. It never
+//! writes and never opens the store itself.
+
+use super::{keys, Store, StoreError};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+impl Store {
+    /// Number of items per source feed id (scans the feed index's keys once).
+    pub fn items_per_feed(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for kv in self.feed_time.iter().keys() {
+            let k = kv?;
+            if let Some((name, _, _)) = keys::split_scoped_key(&k) {
+                *counts.entry(name.to_string()).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl StoreError {
+    /// True when the store could not be opened because another process (normally a running
+    /// `newsrelay run` or `serve`) holds its lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Open { message, .. } if message.contains("could not acquire lock"))
+    }
+}
+
+/// Bytes the store's folder takes on disk (every file below it; 0 when it does not exist).
+/// Reads only metadata, so it works while a daemon holds the store.
+pub fn size_on_disk(path: &Path) -> u64 {
+    fn walk(p: &Path, depth: u32) -> u64 {
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if meta.is_file() {
+            return meta.len();
+        }
+        if !meta.is_dir() || depth > 8 {
+            return 0;
+        }
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|e| walk(&e.path(), depth + 1))
+            .sum()
+    }
+    walk(path, 0)
+}
