@@ -657,6 +657,7 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
     let digest_running = Arc::new(AtomicBool::new(false));
     let last_digest_check = Arc::new(Mutex::new(None::<std::time::Instant>));
     let digest_store = store.clone();
+    let digest_metrics = metrics.clone();
     let on_tick = Box::new(move |cfg: &Config| {
         if cfg.smtp.is_none() || cfg.subscribers.is_empty() {
             return;
@@ -673,10 +674,25 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
         let cfg = cfg.clone();
         let store = digest_store.clone();
         let running = digest_running.clone();
+        let metrics = digest_metrics.clone();
         tokio::spawn(async move {
+            use std::sync::atomic::Ordering::Relaxed;
             let mode = crate::digest::RunMode::Send { force: false };
             match crate::digest::run_with_store(&cfg, &store, &mode, chrono::Utc::now()).await {
-                Ok(report) => tracing::debug!(?report, "digest check done"),
+                Ok(report) => {
+                    let permanent = report
+                        .subscribers
+                        .iter()
+                        .filter(|s| {
+                            matches!(s.outcome, crate::digest::Outcome::PermanentFailure(_))
+                        })
+                        .count();
+                    metrics
+                        .digests_sent
+                        .fetch_add(report.sent() as u64, Relaxed);
+                    metrics.digests_failed.fetch_add(permanent as u64, Relaxed);
+                    tracing::debug!(?report, "digest check done")
+                }
                 Err(e) => tracing::error!(error = %e, "digest run failed"),
             }
             running.store(false, Ordering::SeqCst);
