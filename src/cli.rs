@@ -214,6 +214,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         ),
         Command::Serve => serve_http(&load_config(&cli)?),
         Command::Status => status_command(&load_config(&cli)?),
+        Command::Opml { action } => match action {
+            OpmlAction::Export => {
+                print!(
+                    "{}",
+                    crate::feed_list::export_opml(&load_config(&cli)?.feeds)
+                );
+                Ok(())
+            }
+            OpmlAction::Import { file } => opml_import(&load_config(&cli)?, file),
+        },
         other => Err(Failure {
             code: 1,
             error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
@@ -236,6 +246,54 @@ fn check_config(c: &Config) -> Result<(), Failure> {
         t.ids(classify::LabelKind::Programme).count(),
         t.ids(classify::LabelKind::Initiative).count(),
         t.ids(classify::LabelKind::Region).count(),
+    );
+    Ok(())
+}
+
+/// `newsrelay opml import FILE`: appends a `[[feeds]]` table per new subscription to the config
+/// file, validated before it is written (atomically, by rename), and says what it added.
+fn opml_import(config: &Config, file: &std::path::Path) -> Result<(), Failure> {
+    use crate::feed_list::{append_feeds, read_opml};
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let subs = read_opml(&bytes).with_context(|| format!("{}", file.display()))?;
+    let text = std::fs::read_to_string(&config.path)
+        .with_context(|| format!("cannot read {}", config.path.display()))?;
+    let r = append_feeds(&text, &config.feeds, &subs);
+    for (url, reason) in &r.rejected {
+        eprintln!("newsrelay: {}: skipped {url:?}: {reason}", file.display());
+    }
+    if !r.added.is_empty() {
+        Config::from_str_at(&r.text, &config.path).map_err(|e| Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "the imported feeds would make {} invalid ({e}); nothing was written",
+                config.path.display()
+            ),
+        })?;
+        let tmp = config.path.with_extension("toml.opml-import");
+        std::fs::write(&tmp, &r.text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        if let Ok(meta) = std::fs::metadata(&config.path) {
+            // The config may hold a token; keep its permissions.
+            let _ = std::fs::set_permissions(&tmp, meta.permissions());
+        }
+        std::fs::rename(&tmp, &config.path).with_context(|| {
+            format!(
+                "cannot replace {} with {}",
+                config.path.display(),
+                tmp.display()
+            )
+        })?;
+    }
+    for (id, url) in &r.added {
+        println!("added {id} {url}");
+    }
+    println!(
+        "{}: {} feeds added to {}, {} already configured, {} skipped",
+        file.display(),
+        r.added.len(),
+        config.path.display(),
+        r.present.len(),
+        r.rejected.len()
     );
     Ok(())
 }
@@ -626,6 +684,7 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
     let digest_running = Arc::new(AtomicBool::new(false));
     let last_digest_check = Arc::new(Mutex::new(None::<std::time::Instant>));
     let digest_store = store.clone();
+    let digest_metrics = metrics.clone();
     let on_tick = Box::new(move |cfg: &Config| {
         if cfg.smtp.is_none() || cfg.subscribers.is_empty() {
             return;
@@ -642,10 +701,25 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
         let cfg = cfg.clone();
         let store = digest_store.clone();
         let running = digest_running.clone();
+        let metrics = digest_metrics.clone();
         tokio::spawn(async move {
+            use std::sync::atomic::Ordering::Relaxed;
             let mode = crate::digest::RunMode::Send { force: false };
             match crate::digest::run_with_store(&cfg, &store, &mode, chrono::Utc::now()).await {
-                Ok(report) => tracing::debug!(?report, "digest check done"),
+                Ok(report) => {
+                    let permanent = report
+                        .subscribers
+                        .iter()
+                        .filter(|s| {
+                            matches!(s.outcome, crate::digest::Outcome::PermanentFailure(_))
+                        })
+                        .count();
+                    metrics
+                        .digests_sent
+                        .fetch_add(report.sent() as u64, Relaxed);
+                    metrics.digests_failed.fetch_add(permanent as u64, Relaxed);
+                    tracing::debug!(?report, "digest check done")
+                }
                 Err(e) => tracing::error!(error = %e, "digest run failed"),
             }
             running.store(false, Ordering::SeqCst);

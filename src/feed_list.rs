@@ -2,9 +2,9 @@
 //!
 //! In: configured feeds (export) or OPML bytes plus the current config text (import). Out: an
 //! OPML 2.0 document, or the config text with one `[[feeds]]` table appended per new feed
-//! (ids derived from titles, made unique; feeds already configured by URL are skipped). It must
-//! never write a config that does not validate; the caller writes the file only after
-//! validation, atomically.
+//! (ids derived from titles, made unique; feeds already configured by URL are skipped, URLs
+//! that are not http or https are rejected). It must never write a config that does not
+//! validate; the caller writes the file only after validation, atomically.
 
 use crate::config::FeedSettings;
 use quick_xml::escape::escape;
@@ -124,38 +124,64 @@ pub fn feed_id_for(sub: &Subscription, taken: &HashSet<String>) -> String {
     candidate
 }
 
+/// What an import did: the new config text and, per subscription, what became of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub text: String,
+    /// (id, url) of each feed table appended.
+    pub added: Vec<(String, String)>,
+    /// URLs already configured (or repeated in the OPML), left alone.
+    pub present: Vec<String>,
+    /// (url, reason) of outlines that cannot be a feed (not an http or https URL).
+    pub rejected: Vec<(String, String)>,
+}
+
 /// The config text with a `[[feeds]]` table appended for each subscription whose URL is not
-/// configured yet. Returns the new text and how many feeds were added.
+/// configured yet. Only http and https URLs are taken; others are listed as rejected.
 pub fn append_feeds(
     config_text: &str,
     existing: &[FeedSettings],
     subs: &[Subscription],
-) -> (String, usize) {
+) -> Appended {
     let mut taken: HashSet<String> = existing.iter().map(|f| f.id.clone()).collect();
     let mut urls: HashSet<String> = existing.iter().map(|f| f.url.clone()).collect();
-    let mut out = config_text.to_string();
-    if !out.ends_with('\n') && !out.is_empty() {
-        out.push('\n');
+    let mut r = Appended {
+        text: config_text.to_string(),
+        ..Default::default()
+    };
+    if !r.text.ends_with('\n') && !r.text.is_empty() {
+        r.text.push('\n');
     }
-    let mut added = 0;
     for sub in subs {
-        let normalized = url::Url::parse(&sub.url)
-            .map(|u| u.to_string())
-            .unwrap_or_else(|_| sub.url.clone());
-        if !urls.insert(normalized) {
+        let normalized = match url::Url::parse(&sub.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u.to_string(),
+            Ok(u) => {
+                let reason = format!("scheme {:?} is not http or https", u.scheme());
+                r.rejected.push((sub.url.clone(), reason));
+                continue;
+            }
+            Err(e) => {
+                r.rejected
+                    .push((sub.url.clone(), format!("not a URL: {e}")));
+                continue;
+            }
+        };
+        if !urls.insert(normalized.clone()) {
+            r.present.push(normalized);
             continue;
         }
         let id = feed_id_for(sub, &taken);
         taken.insert(id.clone());
-        out.push_str("\n[[feeds]]\n");
-        out.push_str(&format!("id = {}\n", toml_string(&id)));
-        out.push_str(&format!("url = {}\n", toml_string(&sub.url)));
+        r.text.push_str("\n[[feeds]]\n");
+        r.text.push_str(&format!("id = {}\n", toml_string(&id)));
+        r.text
+            .push_str(&format!("url = {}\n", toml_string(&normalized)));
         if let Some(t) = &sub.title {
-            out.push_str(&format!("title = {}\n", toml_string(t)));
+            r.text.push_str(&format!("title = {}\n", toml_string(t)));
         }
-        added += 1;
+        r.added.push((id, normalized));
     }
-    (out, added)
+    r
 }
 
 fn toml_string(s: &str) -> String {
@@ -200,8 +226,9 @@ mod tests {
         let path = Path::new("/tmp/x/newsrelay.toml");
         let cfg = Config::from_str_at(base, path).unwrap();
         let subs = read_opml(OPML.as_bytes()).unwrap();
-        let (text, added) = append_feeds(base, &cfg.feeds, &subs);
-        assert_eq!(added, 2);
+        let r = append_feeds(base, &cfg.feeds, &subs);
+        assert_eq!(r.added.len(), 2);
+        let text = r.text;
         let cfg2 = Config::from_str_at(&text, path).unwrap();
         let ids: Vec<_> = cfg2.feeds.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(
@@ -209,14 +236,39 @@ mod tests {
             ["icmpd-news-events", "icmpd-news-events-2", "prague-process"]
         );
         // A second import adds nothing.
-        let (_, again) = append_feeds(&text, &cfg2.feeds, &subs);
-        assert_eq!(again, 0);
+        let again = append_feeds(&text, &cfg2.feeds, &subs);
+        assert!(again.added.is_empty());
+        assert_eq!(again.present.len(), 2);
         // Export round-trips through import.
         let back = read_opml(export_opml(&cfg2.feeds).as_bytes()).unwrap();
         assert_eq!(back.len(), 3);
         assert_eq!(
             back[2].url,
             "https://www.pragueprocess.eu/en/news?format=rss"
+        );
+    }
+
+    #[test]
+    fn import_rejects_what_cannot_be_a_feed() {
+        let subs = vec![
+            Subscription {
+                title: None,
+                url: "javascript:alert(1)".into(),
+            },
+            Subscription {
+                title: None,
+                url: "not a url".into(),
+            },
+            Subscription {
+                title: Some("Ok".into()),
+                url: "HTTP://Example.org".into(),
+            },
+        ];
+        let r = append_feeds("", &[], &subs);
+        assert_eq!(r.rejected.len(), 2, "{r:?}");
+        assert_eq!(
+            r.added,
+            [("ok".to_string(), "http://example.org/".to_string())]
         );
     }
 }
