@@ -26,7 +26,7 @@ use std::time::Instant;
 const BASE_URL: &str = "http://127.0.0.1:8080";
 const FROM: &str = "ICMPD news <news@example.org>";
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("test instant")
 }
 
@@ -52,7 +52,13 @@ fn label(id: &str, score: f32) -> Label {
     }
 }
 
-fn item(id: &str, title: &str, programmes: &[&str], initiatives: &[&str], seen: &str) -> Item {
+pub(crate) fn item(
+    id: &str,
+    title: &str,
+    programmes: &[&str],
+    initiatives: &[&str],
+    seen: &str,
+) -> Item {
     let first_seen = t(seen);
     Item {
         id: ItemId(id.to_string()),
@@ -275,9 +281,9 @@ fn other_zones_and_dates() {
 // ---------------------------------------------------------------------------------------------
 // A real SMTP server on loopback.
 
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     out: PathBuf,
 }
 
@@ -288,7 +294,7 @@ impl Drop for SmtpServer {
     }
 }
 
-fn python_available() -> bool {
+pub(crate) fn python_available() -> bool {
     Command::new("python3")
         .arg("--version")
         .stdout(Stdio::null())
@@ -299,7 +305,7 @@ fn python_available() -> bool {
 }
 
 /// Starts `tests/smtp/server.py`; None (with a message) only when python3 is missing.
-fn start_smtp(out: &Path, args: &[&str]) -> Option<SmtpServer> {
+pub(crate) fn start_smtp(out: &Path, args: &[&str]) -> Option<SmtpServer> {
     if !python_available() {
         eprintln!("SKIP: python3 is not installed; the SMTP delivery tests need it");
         return None;
@@ -353,12 +359,12 @@ impl SmtpServer {
     }
 
     /// Waits (bounded) until `n` messages arrived and returns them in arrival order.
-    fn received(&self, n: usize) -> Vec<Value> {
+    pub(crate) fn received(&self, n: usize) -> Vec<Value> {
         self.received_within(n, std::time::Duration::from_secs(10))
     }
 
     /// Like `received`, for checking that no more arrived: waits `wait` at most.
-    fn received_within(&self, n: usize, wait: std::time::Duration) -> Vec<Value> {
+    pub(crate) fn received_within(&self, n: usize, wait: std::time::Duration) -> Vec<Value> {
         let deadline = Instant::now() + wait;
         loop {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&self.out)
@@ -1228,7 +1234,7 @@ async fn one_click_unsubscribe_stops_digests_and_survives_restart() {
 // ---------------------------------------------------------------------------------------------
 // The real store.
 
-fn store_with(dir: &Path, items: &[Item]) -> newsrelay::store::Store {
+pub(crate) fn store_with(dir: &Path, items: &[Item]) -> newsrelay::store::Store {
     let store = newsrelay::store::Store::open(&dir.join("db")).unwrap();
     for chunk in items.chunks(500) {
         let intents: Vec<newsrelay::dedup::Intent> = chunk
