@@ -389,11 +389,11 @@ impl SmtpServer {
     }
 }
 
-fn header<'a>(m: &'a Value, name: &str) -> &'a str {
+pub(crate) fn header<'a>(m: &'a Value, name: &str) -> &'a str {
     m["headers"][name][0].as_str().unwrap_or("")
 }
 
-fn part<'a>(m: &'a Value, content_type: &str) -> &'a str {
+pub(crate) fn part<'a>(m: &'a Value, content_type: &str) -> &'a str {
     m["parts"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["content_type"] == content_type))
