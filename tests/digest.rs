@@ -1604,3 +1604,67 @@ fn killed_while_sending_resends_same_message_id_on_restart() {
         2
     );
 }
+
+#[test]
+fn key_created_once_when_several_processes_start_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("digest/key");
+    // Eight concurrent first starts: all end up with the one key that won, none fails.
+    let tokens: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    DigestKey::load_or_create(&path)
+                        .map(|k| k.unsubscribe_token("ivy@example.org"))
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect()
+    });
+    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "{tokens:?}");
+    let again = DigestKey::load_or_create(&path).unwrap();
+    assert_eq!(again.unsubscribe_token("ivy@example.org"), tokens[0]);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("digest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, ["key"], "no temporary files left behind");
+}
+
+#[test]
+fn unsubscribe_during_a_send_survives_the_senders_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = DigestSchedule::from_subscriber(&subscriber("rae@example.org", &[], &[]));
+    let ledgers = FileLedger::new(&dir.path().join("ledger")).unwrap();
+    // The sender loads the ledger and opens a digest...
+    let mut sending = ledgers.load("rae@example.org").unwrap();
+    assert!(matches!(
+        sending.next(&sched, t("2026-03-10T08:00:00Z"), false, |p| format!(
+            "<{p}@x>"
+        )),
+        NextDigest::Send { .. }
+    ));
+    sending.mark_sending(Vec::new()).unwrap();
+    ledgers.save("rae@example.org", &sending).unwrap();
+    // ...the server records a one-click unsubscribe meanwhile (its own ledger handle)...
+    let server_side = FileLedger::new(&dir.path().join("ledger")).unwrap();
+    let mut l = server_side.load("rae@example.org").unwrap();
+    l.unsubscribe(t("2026-03-10T08:00:01Z"));
+    server_side.save("rae@example.org", &l).unwrap();
+    // ...and the sender saves its stale copy after the server accepted the digest.
+    sending.mark_sent().unwrap();
+    ledgers.save("rae@example.org", &sending).unwrap();
+    let after = ledgers.load("rae@example.org").unwrap();
+    assert_eq!(after.unsubscribed, Some(t("2026-03-10T08:00:01Z")));
+    assert!(after.last_sent.is_some(), "the sent digest is recorded too");
+    assert_eq!(
+        after
+            .clone()
+            .next(&sched, t("2026-03-11T08:00:00Z"), true, |p| p.to_string()),
+        NextDigest::Nothing
+    );
+}
