@@ -577,6 +577,21 @@ async fn delivers_grouped_escaped_digests_each_item_once() {
         "{text}"
     );
 
+    // Renders without fetching anything: inline CSS only, no stylesheet, image, script or
+    // other remote asset; every link is a plain http(s) anchor.
+    for remote in [
+        "<link", "<style", "<img", "<script", "<iframe", " src=\"", "url(", "@import",
+    ] {
+        assert!(!html.contains(remote), "{remote} in the HTML part");
+    }
+    assert!(html.matches("style=\"").count() > 10, "inline CSS");
+    for href in html.split("href=\"").skip(1) {
+        assert!(
+            href.starts_with("https://") || href.starts_with("http://"),
+            "{href:.60}"
+        );
+    }
+
     // Hostile text is escaped, never markup; a javascript: link is dropped.
     assert!(html.contains(
         "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"

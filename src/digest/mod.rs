@@ -221,8 +221,9 @@ pub trait DigestItems {
     ) -> Result<Vec<Item>, DigestError>;
 }
 
-/// Where ledgers are kept: the store's `digest_ledger` tree, keyed by lower-cased email.
-/// `save` must be durable when it returns (the crash guarantees rest on it).
+/// Where ledgers are kept, keyed by lower-cased email ([`FileLedger`] in the `digest/ledger/`
+/// folder beside the store). `save` must be durable when it returns (the crash guarantees
+/// rest on it).
 pub trait LedgerStore {
     fn load(&self, email: &str) -> Result<SubscriberLedger, DigestError>;
     fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError>;
