@@ -321,10 +321,16 @@ fn serve_http(config: &Config) -> Result<(), Failure> {
     crate::daemon::init_logging(&config.log);
     let store = std::sync::Arc::new(crate::store::Store::open(&config.store.path)?);
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-    let state = ServerState::from_config(config, store.clone(), metrics)?;
+    let state = with_unsubscribe(
+        ServerState::from_config(config, store.clone(), metrics)?,
+        config,
+    )?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = server::bind(&config.server.listen).await?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(listen = %addr, "HTTP server listening");
+        }
         let (_control, mut shutdown) = crate::daemon::listen_for_signals()?;
         tracing::info!(listen = %config.server.listen, base_url = %config.server.base_url, "serving");
         crate::daemon::systemd::ready();
@@ -646,12 +652,34 @@ impl crate::server::Unsubscribe for DigestUnsubscribe {
     }
 }
 
+/// Plugs the one-click unsubscribe into the server when subscribers are configured.
+fn with_unsubscribe(
+    state: crate::server::ServerState,
+    config: &Config,
+) -> Result<crate::server::ServerState, Failure> {
+    if config.subscribers.is_empty() {
+        return Ok(state);
+    }
+    let dir = crate::digest::state_dir(&config.store.path);
+    let key = crate::digest::DigestKey::load_or_create(&dir.join("key"))?;
+    let ledger = crate::digest::FileLedger::new(&dir.join("ledger"))?;
+    Ok(
+        state.with_unsubscribe(std::sync::Arc::new(DigestUnsubscribe {
+            key,
+            subscribers: config.subscribers.clone(),
+            ledger,
+        })),
+    )
+}
+
 /// `newsrelay run`: the daemon until SIGTERM/SIGINT: fetch cycles, digests, HTTP server.
 fn run_daemon(cli: &Cli) -> Result<(), Failure> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     let path = config::locate(cli.config.as_deref());
     let config = Config::load(&path)?;
+    // Before anything logs (the daemon's own call later is then a no-op).
+    crate::daemon::init_logging(&config.log);
     let labeler = classifier_labeler(&config)?;
     let store = Arc::new(crate::store::Store::open(&config.store.path)?);
     let metrics = Arc::new(crate::metrics::Metrics::default());
@@ -661,19 +689,14 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
         .context("cannot start the async runtime")?;
     let _guard = runtime.enter();
 
-    let mut state =
-        crate::server::ServerState::from_config(&config, store.clone(), metrics.clone())?;
-    if !config.subscribers.is_empty() {
-        let dir = crate::digest::state_dir(&config.store.path);
-        let key = crate::digest::DigestKey::load_or_create(&dir.join("key"))?;
-        let ledger = crate::digest::FileLedger::new(&dir.join("ledger"))?;
-        state = state.with_unsubscribe(Arc::new(DigestUnsubscribe {
-            key,
-            subscribers: config.subscribers.clone(),
-            ledger,
-        }));
-    }
+    let state = with_unsubscribe(
+        crate::server::ServerState::from_config(&config, store.clone(), metrics.clone())?,
+        &config,
+    )?;
     let listener = runtime.block_on(crate::server::bind(&config.server.listen))?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(listen = %addr, "HTTP server listening");
+    }
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(crate::server::serve(state.clone(), listener, async move {
         let _ = server_stopped.await;

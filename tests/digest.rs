@@ -26,7 +26,7 @@ use std::time::Instant;
 const BASE_URL: &str = "http://127.0.0.1:8080";
 const FROM: &str = "ICMPD news <news@example.org>";
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("test instant")
 }
 
@@ -52,7 +52,13 @@ fn label(id: &str, score: f32) -> Label {
     }
 }
 
-fn item(id: &str, title: &str, programmes: &[&str], initiatives: &[&str], seen: &str) -> Item {
+pub(crate) fn item(
+    id: &str,
+    title: &str,
+    programmes: &[&str],
+    initiatives: &[&str],
+    seen: &str,
+) -> Item {
     let first_seen = t(seen);
     Item {
         id: ItemId(id.to_string()),
@@ -275,9 +281,9 @@ fn other_zones_and_dates() {
 // ---------------------------------------------------------------------------------------------
 // A real SMTP server on loopback.
 
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     out: PathBuf,
 }
 
@@ -288,7 +294,7 @@ impl Drop for SmtpServer {
     }
 }
 
-fn python_available() -> bool {
+pub(crate) fn python_available() -> bool {
     Command::new("python3")
         .arg("--version")
         .stdout(Stdio::null())
@@ -299,7 +305,7 @@ fn python_available() -> bool {
 }
 
 /// Starts `tests/smtp/server.py`; None (with a message) only when python3 is missing.
-fn start_smtp(out: &Path, args: &[&str]) -> Option<SmtpServer> {
+pub(crate) fn start_smtp(out: &Path, args: &[&str]) -> Option<SmtpServer> {
     if !python_available() {
         eprintln!("SKIP: python3 is not installed; the SMTP delivery tests need it");
         return None;
@@ -353,12 +359,12 @@ impl SmtpServer {
     }
 
     /// Waits (bounded) until `n` messages arrived and returns them in arrival order.
-    fn received(&self, n: usize) -> Vec<Value> {
+    pub(crate) fn received(&self, n: usize) -> Vec<Value> {
         self.received_within(n, std::time::Duration::from_secs(10))
     }
 
     /// Like `received`, for checking that no more arrived: waits `wait` at most.
-    fn received_within(&self, n: usize, wait: std::time::Duration) -> Vec<Value> {
+    pub(crate) fn received_within(&self, n: usize, wait: std::time::Duration) -> Vec<Value> {
         let deadline = Instant::now() + wait;
         loop {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&self.out)
@@ -383,11 +389,11 @@ impl SmtpServer {
     }
 }
 
-fn header<'a>(m: &'a Value, name: &str) -> &'a str {
+pub(crate) fn header<'a>(m: &'a Value, name: &str) -> &'a str {
     m["headers"][name][0].as_str().unwrap_or("")
 }
 
-fn part<'a>(m: &'a Value, content_type: &str) -> &'a str {
+pub(crate) fn part<'a>(m: &'a Value, content_type: &str) -> &'a str {
     m["parts"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["content_type"] == content_type))
@@ -570,6 +576,21 @@ async fn delivers_grouped_escaped_digests_each_item_once() {
         text.contains(&format!("{BASE_URL}/unsubscribe/{token}")),
         "{text}"
     );
+
+    // Renders without fetching anything: inline CSS only, no stylesheet, image, script or
+    // other remote asset; every link is a plain http(s) anchor.
+    for remote in [
+        "<link", "<style", "<img", "<script", "<iframe", " src=\"", "url(", "@import",
+    ] {
+        assert!(!html.contains(remote), "{remote} in the HTML part");
+    }
+    assert!(html.matches("style=\"").count() > 10, "inline CSS");
+    for href in html.split("href=\"").skip(1) {
+        assert!(
+            href.starts_with("https://") || href.starts_with("http://"),
+            "{href:.60}"
+        );
+    }
 
     // Hostile text is escaped, never markup; a javascript: link is dropped.
     assert!(html.contains(
@@ -1228,7 +1249,7 @@ async fn one_click_unsubscribe_stops_digests_and_survives_restart() {
 // ---------------------------------------------------------------------------------------------
 // The real store.
 
-fn store_with(dir: &Path, items: &[Item]) -> newsrelay::store::Store {
+pub(crate) fn store_with(dir: &Path, items: &[Item]) -> newsrelay::store::Store {
     let store = newsrelay::store::Store::open(&dir.join("db")).unwrap();
     for chunk in items.chunks(500) {
         let intents: Vec<newsrelay::dedup::Intent> = chunk
@@ -1596,5 +1617,69 @@ fn killed_while_sending_resends_same_message_id_on_restart() {
             .received_within(3, std::time::Duration::from_millis(500))
             .len(),
         2
+    );
+}
+
+#[test]
+fn key_created_once_when_several_processes_start_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("digest/key");
+    // Eight concurrent first starts: all end up with the one key that won, none fails.
+    let tokens: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    DigestKey::load_or_create(&path)
+                        .map(|k| k.unsubscribe_token("ivy@example.org"))
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect()
+    });
+    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "{tokens:?}");
+    let again = DigestKey::load_or_create(&path).unwrap();
+    assert_eq!(again.unsubscribe_token("ivy@example.org"), tokens[0]);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("digest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, ["key"], "no temporary files left behind");
+}
+
+#[test]
+fn unsubscribe_during_a_send_survives_the_senders_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = DigestSchedule::from_subscriber(&subscriber("rae@example.org", &[], &[]));
+    let ledgers = FileLedger::new(&dir.path().join("ledger")).unwrap();
+    // The sender loads the ledger and opens a digest...
+    let mut sending = ledgers.load("rae@example.org").unwrap();
+    assert!(matches!(
+        sending.next(&sched, t("2026-03-10T08:00:00Z"), false, |p| format!(
+            "<{p}@x>"
+        )),
+        NextDigest::Send { .. }
+    ));
+    sending.mark_sending(Vec::new()).unwrap();
+    ledgers.save("rae@example.org", &sending).unwrap();
+    // ...the server records a one-click unsubscribe meanwhile (its own ledger handle)...
+    let server_side = FileLedger::new(&dir.path().join("ledger")).unwrap();
+    let mut l = server_side.load("rae@example.org").unwrap();
+    l.unsubscribe(t("2026-03-10T08:00:01Z"));
+    server_side.save("rae@example.org", &l).unwrap();
+    // ...and the sender saves its stale copy after the server accepted the digest.
+    sending.mark_sent().unwrap();
+    ledgers.save("rae@example.org", &sending).unwrap();
+    let after = ledgers.load("rae@example.org").unwrap();
+    assert_eq!(after.unsubscribed, Some(t("2026-03-10T08:00:01Z")));
+    assert!(after.last_sent.is_some(), "the sent digest is recorded too");
+    assert_eq!(
+        after
+            .clone()
+            .next(&sched, t("2026-03-11T08:00:00Z"), true, |p| p.to_string()),
+        NextDigest::Nothing
     );
 }

@@ -7,6 +7,7 @@ mod classify;
 mod cli;
 mod daemon;
 mod digest;
+mod digest_crash;
 mod fetch;
 mod ingest;
 mod parse;

@@ -6,7 +6,8 @@
 //! refusal). Items count as delivered only when a digest reaches `sent`, that is after the SMTP
 //! server accepted it; a digest found in `sending` at start is re-sent with the same
 //! Message-ID, so duplicates are possible only within that crash window. Pure data: it must
-//! never do I/O; the store persists [`SubscriberLedger`] as JSON in its `digest_ledger` tree.
+//! never do I/O; [`super::FileLedger`] persists [`SubscriberLedger`] as one synced JSON file per
+//! subscriber in the `digest/ledger/` folder beside the store.
 
 use crate::item::ItemId;
 use crate::schedule::{DigestPeriod, DigestSchedule};

@@ -76,29 +76,58 @@ impl DigestKey {
     }
 
     /// Reads the secret from `path`, creating it (32 random bytes, mode 0600) when missing.
+    ///
+    /// Creation is atomic and durable: the secret is written and synced under a temporary
+    /// name, then linked into place (which fails if another process got there first, whose key
+    /// is then read and used) and the folder synced. A process killed at any point leaves
+    /// either no key or the whole key, never a short file, so Message-IDs and unsubscribe
+    /// tokens stay what they were.
     pub fn load_or_create(path: &Path) -> Result<Self, DigestError> {
         let err = |detail: String| DigestError::KeyFile {
             path: path.to_path_buf(),
             detail,
         };
-        match std::fs::read(path) {
-            Ok(bytes) if bytes.len() >= 16 => return Ok(DigestKey::new(&bytes)),
-            Ok(_) => {
-                return Err(err(
-                    "shorter than 16 bytes; delete it to make a new one".into()
-                ))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(e.to_string())),
+        let read = || match std::fs::read(path) {
+            Ok(bytes) if bytes.len() >= 16 => Ok(Some(DigestKey::new(&bytes))),
+            Ok(_) => Err(err(
+                "shorter than 16 bytes; delete it to make a new one".into()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err(e.to_string())),
+        };
+        if let Some(key) = read()? {
+            return Ok(key);
         }
         let mut secret = [0u8; SECRET_LEN];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
             .map_err(|_| err("no system randomness to create it".into()))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) => d.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let attempt = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tmp_name.push(format!(".{}-{attempt}.tmp", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, &secret).map_err(|e| err(e.to_string()))?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| err(format!("cannot sync its folder: {e}")))?;
+                Ok(DigestKey::new(&secret))
+            }
+            // Another process created it meanwhile: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                read()?.ok_or_else(|| err("vanished while being created".into()))
+            }
+            Err(e) => Err(err(e.to_string())),
         }
-        write_private(path, &secret).map_err(|e| err(e.to_string()))?;
-        Ok(DigestKey::new(&secret))
     }
 
     fn mac(&self, purpose: &str, email: &str) -> ring::hmac::Tag {
@@ -192,8 +221,9 @@ pub trait DigestItems {
     ) -> Result<Vec<Item>, DigestError>;
 }
 
-/// Where ledgers are kept: the store's `digest_ledger` tree, keyed by lower-cased email.
-/// `save` must be durable when it returns (the crash guarantees rest on it).
+/// Where ledgers are kept, keyed by lower-cased email ([`FileLedger`] in the `digest/ledger/`
+/// folder beside the store). `save` must be durable when it returns (the crash guarantees
+/// rest on it).
 pub trait LedgerStore {
     fn load(&self, email: &str) -> Result<SubscriberLedger, DigestError>;
     fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError>;
@@ -336,23 +366,41 @@ impl LedgerStore for FileLedger {
         }
     }
 
+    /// Replaces the record atomically and durably (written and synced under a temporary name,
+    /// renamed, folder synced) before returning. An unsubscribe already on disk is kept even
+    /// when `ledger` was loaded before it happened: a digest run holds its copy across the
+    /// SMTP exchange while the server may record a one-click unsubscribe. Saves within one
+    /// process are serialised so that this read-merge-write cannot interleave.
     fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError> {
         use std::io::Write;
+        static SAVING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = SAVING.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.path(email);
         let tmp = path.with_extension("json.tmp");
         let err = |e: std::io::Error| {
             DigestError::Store(format!("cannot write ledger {}: {e}", path.display()))
         };
+        let mut merged;
+        let mut ledger = ledger;
+        if ledger.unsubscribed.is_none() {
+            if let Ok(on_disk) = self.load(email) {
+                if let Some(when) = on_disk.unsubscribed {
+                    merged = ledger.clone();
+                    merged.unsubscribe(when);
+                    ledger = &merged;
+                }
+            }
+        }
         let bytes = serde_json::to_vec(ledger)
             .map_err(|e| DigestError::Store(format!("cannot encode ledger for {email}: {e}")))?;
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
         f.write_all(&bytes).map_err(err)?;
         f.sync_all().map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        // Make the rename itself durable before the caller reports anything.
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
         Ok(())
     }
 }

@@ -9,7 +9,10 @@ so a reader that sees it sees a complete record.
 Options make the server misbehave on purpose: --tempfail N answers the first N DATA commands
 with 451, --reject ADDR answers RCPT TO:<ADDR> with 550, --tls/--starttls use CERT and KEY,
 --auth USER:PASSWORD requires that login, --hold-first S records the first message and
-then waits S seconds before answering (a crash window). It stops by itself after --lifetime seconds.
+then waits S seconds before answering (a crash window). With --control DIR the crash window is
+opened on demand: when the file DIR/hold exists as a message arrives, the server records the
+message, removes DIR/hold, writes DIR/held (the message's number) and keeps the client waiting
+for --hold-seconds before answering; DIR/hold-rcpt does the same at RCPT TO, before any message. It stops by itself after --lifetime seconds.
 """
 import argparse
 import asyncio
@@ -29,16 +32,33 @@ import email.policy
 
 
 class Handler:
-    def __init__(self, out, tempfail, reject, hold_first):
+    def __init__(self, out, tempfail, reject, hold_first, control=None, hold_seconds=10.0):
         self.out = out
         self.hold_first = hold_first
+        self.control = control
+        self.hold_seconds = hold_seconds
         self.tempfail = tempfail
         self.reject = {a.lower() for a in reject}
         self.count = 0
 
+    async def hold_if_asked(self, name, n):
+        """With --control: when DIR/<name> exists, consume it, write DIR/held and wait."""
+        if self.control is None:
+            return
+        flag = os.path.join(self.control, name)
+        if os.path.exists(flag):
+            os.remove(flag)
+            held = os.path.join(self.control, "held")
+            with open(held + ".tmp", "w") as f:
+                f.write("%d\n" % n)
+            os.replace(held + ".tmp", held)
+            await asyncio.sleep(self.hold_seconds)
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
             return "550 5.1.1 Mailbox unavailable"
+        # Before the message: a crash here leaves a digest the server never got.
+        await self.hold_if_asked("hold-rcpt", self.count)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -85,6 +105,9 @@ class Handler:
         if self.count == 1 and self.hold_first > 0:
             # Keep the client waiting for the answer: the window a crash test kills it in.
             await asyncio.sleep(self.hold_first)
+        else:
+            # After the message: a crash here leaves a digest the sender cannot know arrived.
+            await self.hold_if_asked("hold", self.count)
         return "250 Message accepted for delivery"
 
 
@@ -100,6 +123,8 @@ def main():
     p.add_argument("--auth", help="USER:PASSWORD")
     p.add_argument("--hold-first", type=float, default=0.0,
                    help="record the first message, then wait this long before answering")
+    p.add_argument("--control", help="folder for the on-demand crash window (hold, held)")
+    p.add_argument("--hold-seconds", type=float, default=10.0)
     p.add_argument("--lifetime", type=float, default=120.0)
     a = p.parse_args()
 
@@ -116,7 +141,7 @@ def main():
             ok = (auth_data.login.decode() == user and auth_data.password.decode() == password)
             return AuthResult(success=ok)
 
-    handler = Handler(a.out, a.tempfail, a.reject, a.hold_first)
+    handler = Handler(a.out, a.tempfail, a.reject, a.hold_first, a.control, a.hold_seconds)
 
     def factory():
         kwargs = dict(hostname="test.invalid", enable_SMTPUTF8=True)
