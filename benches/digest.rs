@@ -173,6 +173,7 @@ fn fixture() -> Fixture {
             send_empty: false,
             max_items: 200,
             check_every: std::time::Duration::from_secs(60),
+            plain_text: Default::default(),
         },
     }
 }

@@ -138,6 +138,7 @@ struct RawDigest {
     send_empty: Option<bool>,
     max_items: Option<Spanned<i64>>,
     check_every: Option<Spanned<String>>,
+    plain_text: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,6 +259,18 @@ pub struct DigestSettings {
     pub max_items: usize,
     /// How often the daemon checks whether a digest is due.
     pub check_every: Duration,
+    /// How the plain-text part is made.
+    pub plain_text: PlainText,
+}
+
+/// How a digest's plain-text part is made (`digest.plain_text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlainText {
+    /// html2text over the HTML part.
+    #[default]
+    Html2Text,
+    /// Written directly from the items (faster, links never footnoted).
+    Direct,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -712,6 +725,19 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
             Some(v) => cx.duration("digest.check_every", v)?,
             None => Duration::from_secs(60),
         },
+        plain_text: match raw.digest.as_ref().and_then(|d| d.plain_text.as_ref()) {
+            None => PlainText::default(),
+            Some(v) => match v.get_ref().as_str() {
+                "html2text" => PlainText::Html2Text,
+                "direct" => PlainText::Direct,
+                o => {
+                    return Err(cx.err(
+                        v,
+                        format!("digest.plain_text {o:?} must be html2text or direct"),
+                    ))
+                }
+            },
+        },
     };
 
     let mut subscribers = Vec::with_capacity(raw.subscribers.len());
@@ -866,6 +892,17 @@ mod tests {
             c.taxonomy.file,
             PathBuf::from("/etc/newsrelay/programmes.toml")
         );
+    }
+
+    #[test]
+    fn digest_plain_text_choice() {
+        let d = load("[store]\npath=\"d\"\n").unwrap();
+        assert_eq!(d.digest.plain_text, PlainText::Html2Text);
+        let c = load("[store]\npath=\"d\"\n[digest]\nplain_text=\"direct\"\n").unwrap();
+        assert_eq!(c.digest.plain_text, PlainText::Direct);
+        let e = load("[store]\npath=\"d\"\n[digest]\nplain_text=\"rich\"\n").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("digest.plain_text") && e.contains(":4"), "{e}");
     }
 
     #[test]

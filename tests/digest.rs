@@ -92,6 +92,7 @@ fn settings(send_empty: bool) -> DigestSettings {
         send_empty,
         max_items: 200,
         check_every: std::time::Duration::from_secs(60),
+        plain_text: Default::default(),
     }
 }
 

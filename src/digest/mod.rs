@@ -796,7 +796,10 @@ async fn run_configured_with(
         from,
         key: &key,
         names: &names,
-        text_style: TextStyle::default(),
+        text_style: match config.digest.plain_text {
+            crate::config::PlainText::Html2Text => TextStyle::Html2Text,
+            crate::config::PlainText::Direct => TextStyle::Direct,
+        },
     };
     match mode {
         RunMode::Preview { out, subscriber } => {
