@@ -22,13 +22,7 @@ fn newsrelay(config: &Path, args: &[&str]) -> Output {
 /// A config in `dir` over three bundled feeds (one story arrives through two of them), with
 /// the bundled taxonomy beside it.
 fn config_in(dir: &Path) -> PathBuf {
-    let taxonomy = std::fs::read_to_string(format!("{ROOT}/config/programmes.toml"))
-        .unwrap()
-        .replace(
-            "\"../fixtures/labelled\"",
-            &format!("\"{ROOT}/fixtures/labelled\""),
-        );
-    std::fs::write(dir.join("programmes.toml"), taxonomy).unwrap();
+    super::bundled_taxonomy_into(dir);
     let cfg = dir.join("newsrelay.toml");
     std::fs::write(
         &cfg,

@@ -44,6 +44,7 @@ fn usage_error_exits_2() {
 #[test]
 fn opml_import_appends_new_feeds_once_and_export_lists_them() {
     let dir = tempfile::tempdir().unwrap();
+    super::bundled_taxonomy_into(dir.path());
     let cfg = dir.path().join("newsrelay.toml");
     std::fs::write(
         &cfg,

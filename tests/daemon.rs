@@ -88,16 +88,7 @@ fn sighup_rejects_bad_config_and_sigterm_exits_zero_after_flush() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("feed.xml"), FEED).unwrap();
     // The daemon classifies what it stores, so it needs its taxonomy beside the config.
-    let taxonomy = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/programmes.toml"
-    ))
-    .unwrap()
-    .replace(
-        "\"../fixtures/labelled\"",
-        &format!("\"{}/fixtures/labelled\"", env!("CARGO_MANIFEST_DIR")),
-    );
-    std::fs::write(dir.path().join("programmes.toml"), taxonomy).unwrap();
+    super::bundled_taxonomy_into(dir.path());
     let good = "[store]\npath = \"db\"\n[server]\nlisten = \"127.0.0.1:0\"\n[[feeds]]\nid = \"test\"\nurl = \"file://feed.xml\"\n";
     let cfg = dir.path().join("newsrelay.toml");
     std::fs::write(&cfg, good).unwrap();
@@ -174,16 +165,7 @@ fn daemon_sends_due_digest_and_one_click_unsubscribe_stops_further_digests() {
     inside.first_seen = due - chrono::Duration::hours(1);
     drop(store_with(dir.path(), &[inside]));
     std::fs::write(dir.path().join("feed.xml"), FEED).unwrap();
-    let taxonomy = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/programmes.toml"
-    ))
-    .unwrap()
-    .replace(
-        "\"../fixtures/labelled\"",
-        &format!("\"{}/fixtures/labelled\"", env!("CARGO_MANIFEST_DIR")),
-    );
-    std::fs::write(dir.path().join("programmes.toml"), taxonomy).unwrap();
+    super::bundled_taxonomy_into(dir.path());
     let at = due.format("%H:%M");
     let cfg = dir.path().join("newsrelay.toml");
     std::fs::write(

@@ -25,17 +25,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The bundled taxonomy, written into `dir` with its training set named by absolute path.
-fn taxonomy_into(dir: &Path) {
-    let t = std::fs::read_to_string(format!("{ROOT}/config/programmes.toml"))
-        .unwrap()
-        .replace(
-            "\"../fixtures/labelled\"",
-            &format!("\"{ROOT}/fixtures/labelled\""),
-        );
-    std::fs::write(dir.join("programmes.toml"), t).unwrap();
-}
-
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -153,7 +142,7 @@ fn unit_is_notify_with_watchdog_dedicated_user_and_hardening() {
 #[test]
 fn printed_example_config_passes_check_config() {
     let dir = tempfile::tempdir().unwrap();
-    taxonomy_into(dir.path());
+    super::bundled_taxonomy_into(dir.path());
     let out = Command::new(BIN)
         .args(["print-config", "--example"])
         .output()
@@ -201,7 +190,7 @@ const FEED: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 /// (`broken`); `extra` is appended to the config.
 fn service_dir(port: u16, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    taxonomy_into(dir.path());
+    super::bundled_taxonomy_into(dir.path());
     std::fs::write(dir.path().join("feed.xml"), FEED).unwrap();
     let cfg = dir.path().join("newsrelay.toml");
     std::fs::write(
