@@ -9,6 +9,10 @@
 //! - `re-ingest (unchanged)`: the same documents again into the filled store (every item is
 //!   looked up and skipped), the steady state of a fetch cycle.
 //!
+//! Before those, `write path only`: the store's writes alone for the same items (item, time,
+//! feed, URL and fingerprint entries, feed state), one 9-tree transaction per document against
+//! one `apply_batch` on a single prefixed tree per document, to decide the store layout.
+//!
 //! Prints items/s for each and the ratios, then runs the criterion groups.
 //! `cargo bench --bench ingest`
 
@@ -201,8 +205,140 @@ fn report(docs: &[Doc]) {
     );
 }
 
+/// The items of every document, normalised once (input of the write micro-benchmark).
+fn normalised(docs: &[Doc]) -> Vec<(String, Vec<newsrelay::item::Item>)> {
+    docs.iter()
+        .filter_map(|d| {
+            let input = FeedInput {
+                body: &d.body,
+                url: Some(&d.feed.url),
+                content_type: None,
+                headers: &[],
+                limits: Default::default(),
+            };
+            let parsed = parse_feed(&input).ok()?;
+            let n = normalize_feed(
+                &parsed,
+                &FeedId(d.feed.id.clone()),
+                Some(&d.feed.url),
+                None,
+                now(),
+            );
+            Some((d.feed.id.clone(), n.items))
+        })
+        .collect()
+}
+
+/// One write: key space (tree number), key, value.
+type Write = (usize, Vec<u8>, Vec<u8>);
+
+/// The write pattern of one item: (key space, key, value) for the item and its index entries.
+fn item_writes(feed: &str, item: &newsrelay::item::Item) -> Vec<Write> {
+    use newsrelay::store::keys;
+    let id = item.id.0.as_str();
+    let mut w = vec![
+        (
+            0,
+            id.as_bytes().to_vec(),
+            keys::encode_value(item).expect("encodes"),
+        ),
+        (1, keys::time_key(item.first_seen, id), vec![]),
+        (2, keys::scoped_time_key(feed, item.first_seen, id), vec![]),
+    ];
+    if let Some(l) = &item.link {
+        w.push((4, l.as_bytes().to_vec(), id.as_bytes().to_vec()));
+    }
+    for (band, value) in keys::fingerprint_bands(item.fingerprint) {
+        w.push((
+            5,
+            keys::fingerprint_key(band, value, id),
+            item.fingerprint.to_be_bytes().to_vec(),
+        ));
+    }
+    w
+}
+
+/// Micro-benchmark of the store's write path alone, same items, one flush at the end: one
+/// sled transaction over 9 trees per feed document (schema 2) against one `apply_batch` on a
+/// single tree with a one-byte key-space prefix per feed document (schema 3).
+fn write_paths(docs: &[Doc]) {
+    use sled::Transactional;
+    let feeds = normalised(docs);
+    let writes: Vec<Vec<Write>> = feeds
+        .iter()
+        .map(|(f, items)| {
+            let mut w: Vec<_> = items.iter().flat_map(|i| item_writes(f, i)).collect();
+            w.push((6, f.as_bytes().to_vec(), b"state".to_vec()));
+            w
+        })
+        .collect();
+    let n: usize = feeds.iter().map(|(_, i)| i.len()).sum();
+    let (_, t_tx) = best_of(3, || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sled::open(dir.path()).expect("sled opens");
+        let trees: Vec<sled::Tree> = (0..9)
+            .map(|t| db.open_tree(format!("t{t}")).expect("tree"))
+            .collect();
+        let s = Instant::now();
+        for doc in &writes {
+            let set = (
+                &trees[0], &trees[1], &trees[2], &trees[3], &trees[4], &trees[5], &trees[6],
+                &trees[7], &trees[8],
+            );
+            set.transaction(|(t0, t1, t2, t3, t4, t5, t6, t7, t8)| {
+                let tx = [t0, t1, t2, t3, t4, t5, t6, t7, t8];
+                for (space, k, v) in doc {
+                    if *space == 0 && tx[0].get(k)?.is_some() {
+                        continue;
+                    }
+                    tx[*space].insert(k.as_slice(), v.as_slice())?;
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .expect("transaction");
+        }
+        db.flush().expect("flush");
+        ((), s.elapsed())
+    });
+    let (_, t_batch) = best_of(3, || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sled::open(dir.path()).expect("sled opens");
+        let tree = db.open_tree("data").expect("tree");
+        let s = Instant::now();
+        for doc in &writes {
+            let mut b = sled::Batch::default();
+            for (space, k, v) in doc {
+                let mut key = Vec::with_capacity(k.len() + 1);
+                key.push(*space as u8);
+                key.extend_from_slice(k);
+                if *space == 0 && tree.get(&key).expect("get").is_some() {
+                    continue;
+                }
+                b.insert(key, v.as_slice());
+            }
+            tree.apply_batch(b).expect("batch");
+        }
+        db.flush().expect("flush");
+        ((), s.elapsed())
+    });
+    println!(
+        "write path only ({n} items, {} documents, one flush at the end):",
+        feeds.len()
+    );
+    println!(
+        "  9-tree transaction per document  {t_tx:>10.2?}  {:>10.0} items/s",
+        per_second(n, t_tx)
+    );
+    println!(
+        "  one apply_batch per document     {t_batch:>10.2?}  {:>10.0} items/s  ({:.2}x the transaction's speed)",
+        per_second(n, t_batch),
+        t_tx.as_secs_f64() / t_batch.as_secs_f64()
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let docs = corpus();
+    write_paths(&docs);
     report(&docs);
     let items = parse_normalize(&docs) as u64;
     let mut g = c.benchmark_group("ingest-corpus");
