@@ -482,6 +482,13 @@ impl Store {
                 let item: Item = decode(keys::ITEMS, id, &v)?;
                 Some(StoredMeta {
                     source_feeds: item.sources.iter().map(|s| s.feed.clone()).collect(),
+                    source_entries: item
+                        .sources
+                        .iter()
+                        .filter_map(|s| {
+                            crate::dedup::entry_key(s).map(|k| (s.feed.clone(), k.to_string()))
+                        })
+                        .collect(),
                     id: item.id,
                     feed: item.feed,
                     content_hash: item.content_hash,
