@@ -660,6 +660,15 @@ async fn full_disk_during_ingest_loses_nothing_reported() {
         .filter(|l| l.contains("error") || l.contains("failed:"))
         .count();
     eprintln!("{reported_feeds} feeds reported stored, {failed} failed on the full disk");
+    for l in stdout
+        .lines()
+        .filter(|l| l.contains("error") || l.contains("failed:"))
+    {
+        assert!(
+            l.contains("disk full") && l.contains("free space and restart newsrelay"),
+            "a full disk must be named as such, with what to do: {l}"
+        );
+    }
     // Give the disk room again and start over: the store opens, nothing reported is lost.
     let grown = std::process::Command::new("mount")
         .args(["-o", "remount,size=256m"])

@@ -81,7 +81,8 @@ impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+            // Through the same mapping as a plain write, so a full disk reads the same.
+            TransactionError::Storage(e) => e.into(),
         }
     }
 }
