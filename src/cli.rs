@@ -224,6 +224,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             }
             OpmlAction::Import { file } => opml_import(&load_config(&cli)?, file),
         },
+        Command::Compact => compact_store(&load_config(&cli)?),
         other => Err(Failure {
             code: 1,
             error: anyhow::anyhow!("command {other:?} is not available in this build yet"),
@@ -338,6 +339,26 @@ fn serve_http(config: &Config) -> Result<(), Failure> {
         anyhow::Ok(())
     })?;
     store.flush()?;
+    Ok(())
+}
+
+/// `newsrelay compact`: rewrites the store into a fresh folder and swaps it in; prints the
+/// size before and after. Refused while the daemon (or anything else) has the store open.
+fn compact_store(config: &Config) -> Result<(), Failure> {
+    let path = &config.store.path;
+    let started = std::time::Instant::now();
+    let r = crate::store::compact(path)?;
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    println!(
+        "compacted {}: {:.1} MB -> {:.1} MB ({} items, {} records in {} trees, {:.1} s)",
+        path.display(),
+        mb(r.before_bytes),
+        mb(r.after_bytes),
+        r.items,
+        r.records,
+        r.trees,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

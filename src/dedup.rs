@@ -45,6 +45,8 @@ pub struct StoredMeta {
     pub feed: FeedId,
     /// Every feed the item arrived through.
     pub source_feeds: Vec<FeedId>,
+    /// Each source as (feed, guid or else link): which entries were merged into it.
+    pub source_entries: Vec<(FeedId, String)>,
     pub content_hash: ContentHash,
     pub revision: u32,
     pub fingerprint: u64,
@@ -54,6 +56,22 @@ impl StoredMeta {
     fn has_source(&self, feed: &FeedId) -> bool {
         &self.feed == feed || self.source_feeds.contains(feed)
     }
+
+    /// Whether this very entry (same feed, same guid, else same link) is one of its sources.
+    fn holds_entry(&self, item: &Item) -> bool {
+        item.sources.iter().any(|s| match entry_key(s) {
+            Some(k) => self
+                .source_entries
+                .iter()
+                .any(|(f, e)| f == &s.feed && e == k),
+            None => false,
+        })
+    }
+}
+
+/// The key a source entry is recognised by: its guid, else its link.
+pub fn entry_key(s: &Source) -> Option<&str> {
+    s.guid.as_deref().or(s.link.as_deref())
 }
 
 /// The stored metadata found for one new item.
@@ -183,9 +201,12 @@ pub fn decide(items: Vec<Item>, known: &[Known], policy: &Policy) -> Decisions {
             if item.fingerprint == 0 {
                 return None;
             }
+            // An item that already has this feed as a source is another story of it, unless
+            // it holds this very entry (merged earlier): then it is the candidate, so a
+            // re-fetched merged entry is skipped instead of inserted a second time.
             k.near
                 .iter()
-                .filter(|m| m.fingerprint != 0 && !m.has_source(&feed))
+                .filter(|m| m.fingerprint != 0 && (!m.has_source(&feed) || m.holds_entry(&item)))
                 .map(|m| (hamming(m.fingerprint, item.fingerprint), m))
                 .filter(|(d, _)| *d <= policy.near_duplicate_max_distance)
                 .min_by_key(|(d, _)| *d)
@@ -253,6 +274,7 @@ mod tests {
             id: ItemId(id.into()),
             feed: FeedId(feed.into()),
             source_feeds: vec![FeedId(feed.into())],
+            source_entries: vec![(FeedId(feed.into()), id.into())],
             content_hash: ContentHash(hash),
             revision,
             fingerprint: fp,
@@ -303,6 +325,49 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn refetched_merged_entry_is_not_inserted_again() {
+        let p = Policy::default();
+        let fp = 0x1234_5678_9abc_def0;
+        // Feed b's entry was merged into a's item earlier; b serves it again.
+        let mut merged = meta("a", "x", 1, 0, fp ^ 0b1);
+        merged.source_feeds.push(FeedId("b".into()));
+        merged.source_entries.push((FeedId("b".into()), "y".into()));
+        let known = vec![Known {
+            near: vec![merged],
+            ..Default::default()
+        }];
+        let d = decide(vec![item("b", "y", 2, fp)], &known, &p);
+        assert!(
+            matches!(
+                &d.intents[0],
+                Intent::Skip {
+                    reason: SkipReason::AlreadyMerged,
+                    id
+                } if id.0 == "x"
+            ),
+            "{:?}",
+            d.intents
+        );
+        // Another entry of b near the same item is another story of b: a new item.
+        let known = vec![Known {
+            near: vec![merged_other()],
+            ..Default::default()
+        }];
+        fn merged_other() -> StoredMeta {
+            let mut m = meta("a", "x", 1, 0, 0x1234_5678_9abc_def0 ^ 0b1);
+            m.source_feeds.push(FeedId("b".into()));
+            m.source_entries.push((FeedId("b".into()), "w".into()));
+            m
+        }
+        let d = decide(vec![item("b", "y", 2, fp)], &known, &p);
+        assert!(
+            matches!(&d.intents[0], Intent::Insert(_)),
+            "{:?}",
+            d.intents
+        );
     }
 
     #[test]

@@ -64,13 +64,13 @@ fn now() -> DateTime<Utc> {
 
 /// One request as the server read it.
 #[derive(Debug, Clone)]
-struct Request {
-    path: String,
-    headers: Vec<(String, String)>,
+pub(crate) struct Request {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -79,7 +79,7 @@ impl Request {
 }
 
 /// Reads one request head (bounded to 16 KiB).
-async fn read_request(stream: &mut TcpStream) -> Option<Request> {
+pub(crate) async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut buf = Vec::with_capacity(1024);
     let mut byte = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -104,7 +104,19 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
 
 /// Starts a server whose handler gets each connection's stream and request. Requests are
 /// logged in order. Ends with the test's runtime; accepts at most 200 connections.
-async fn serve<F, Fut>(handler: F) -> (SocketAddr, Arc<Mutex<Vec<Request>>>)
+pub(crate) async fn serve<F, Fut>(handler: F) -> (SocketAddr, Arc<Mutex<Vec<Request>>>)
+where
+    F: Fn(TcpStream, Request) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    serve_n(200, handler).await
+}
+
+/// [`serve`] accepting at most `connections` connections.
+pub(crate) async fn serve_n<F, Fut>(
+    connections: usize,
+    handler: F,
+) -> (SocketAddr, Arc<Mutex<Vec<Request>>>)
 where
     F: Fn(TcpStream, Request) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -115,7 +127,7 @@ where
     let seen = log.clone();
     let handler = Arc::new(handler);
     tokio::spawn(async move {
-        for _ in 0..200 {
+        for _ in 0..connections {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
@@ -133,7 +145,7 @@ where
 }
 
 /// A complete response with `Connection: close`.
-fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub(crate) fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
     for (n, v) in headers {
         out.push_str(&format!("{n}: {v}\r\n"));
@@ -144,7 +156,7 @@ fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn reply(mut stream: TcpStream, bytes: Vec<u8>) {
+pub(crate) async fn reply(mut stream: TcpStream, bytes: Vec<u8>) {
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;
 }
@@ -618,7 +630,7 @@ async fn gzip_brotli_and_deflate_bodies_are_decompressed() {
 
 /// One megabyte of zeros as a byte-aligned, non-final deflate block: repeated, it decompresses
 /// to another megabyte each time, so a few KiB on the wire are gigabytes in memory.
-fn zero_megabyte_deflate_block() -> Vec<u8> {
+pub(crate) fn zero_megabyte_deflate_block() -> Vec<u8> {
     let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(&vec![0u8; 1 << 20]).unwrap();
     e.flush().unwrap();

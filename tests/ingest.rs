@@ -601,52 +601,133 @@ fn kill_restart_harness(
     durable: &(dyn Fn(&str) -> Option<u64> + Sync),
     check: &dyn Fn(u64, usize),
 ) -> u64 {
-    use std::hash::BuildHasher;
-    let random = std::collections::hash_map::RandomState::new();
     let mut best = 0;
+    let first = |l: &str| durable(l).is_some();
+    kill_restart_rounds(
+        rounds,
+        max_delay,
+        spawn,
+        Stream::Stdout,
+        Wait::FirstLine(&first),
+        &mut |round| {
+            if let Some(p) = round.lines.iter().filter_map(|l| durable(l)).max() {
+                best = best.max(p);
+            }
+            check(best, round.index);
+        },
+    );
+    best
+}
+
+/// Which output stream of the killed process the harness reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What one killed run printed and when it was killed.
+pub(crate) struct Round {
+    pub index: usize,
+    /// Every line the run printed on the chosen stream before it died.
+    pub lines: Vec<String>,
+    /// Milliseconds from spawn (or from the first durable line, on waiting rounds) to the kill.
+    pub delay_ms: u64,
+    /// The run had already exited by itself when the kill came.
+    pub finished: bool,
+}
+
+/// When a round's random delay starts.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait<'a> {
+    /// At spawn.
+    Spawn,
+    /// Even rounds at spawn; odd rounds at the first line this accepts (at most 60 s).
+    FirstLine(&'a (dyn Fn(&str) -> bool + Sync)),
+    /// When this returns true for the round's index (polled every 0.2 ms, at most 60 s), so
+    /// a kill can be aimed at a phase visible from outside (a file appearing).
+    Until(&'a dyn Fn(usize) -> bool),
+}
+
+/// The general form of [`kill_restart_harness`]: reads `stream`, and hands every round's
+/// lines to `check`; `wait` says when each round's random delay starts.
+pub(crate) fn kill_restart_rounds(
+    rounds: usize,
+    max_delay: std::time::Duration,
+    spawn: &dyn Fn() -> std::process::Command,
+    stream: Stream,
+    wait: Wait<'_>,
+    check: &mut dyn FnMut(&Round),
+) {
+    let first_durable = match wait {
+        Wait::FirstLine(f) => Some(f),
+        _ => None,
+    };
+    use std::hash::BuildHasher;
+    use std::process::Stdio;
+    let random = std::collections::hash_map::RandomState::new();
     for round in 0..rounds {
-        let mut child = spawn()
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("writer starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (first_durable, got_first) = std::sync::mpsc::channel::<()>();
-        let reader = std::thread::scope(|scope| {
+        let mut command = spawn();
+        match stream {
+            Stream::Stdout => command.stdout(Stdio::piped()).stderr(Stdio::null()),
+            Stream::Stderr => command.stdout(Stdio::null()).stderr(Stdio::piped()),
+        };
+        let mut child = command.spawn().expect("writer starts");
+        let out: Box<dyn std::io::Read + Send> = match stream {
+            Stream::Stdout => Box::new(child.stdout.take().expect("piped stdout")),
+            Stream::Stderr => Box::new(child.stderr.take().expect("piped stderr")),
+        };
+        let (first_tx, got_first) = std::sync::mpsc::channel::<()>();
+        let (lines, delay_ms, finished) = std::thread::scope(|scope| {
             let reader = scope.spawn(move || {
                 let mut lines = Vec::new();
                 let mut signalled = false;
-                for line in std::io::BufReader::new(stdout)
+                for line in std::io::BufReader::new(out)
                     .lines()
                     .map_while(Result::ok)
                     .take(1_000_000)
                 {
-                    if !signalled && durable(&line).is_some() {
-                        let _ = first_durable.send(());
+                    if !signalled && first_durable.is_some_and(|f| f(&line)) {
+                        let _ = first_tx.send(());
                         signalled = true;
                     }
                     lines.push(line);
                 }
                 lines
             });
-            if round % 2 == 1 {
-                let _ = got_first.recv_timeout(std::time::Duration::from_secs(60));
+            match wait {
+                Wait::FirstLine(_) if round % 2 == 1 => {
+                    let _ = got_first.recv_timeout(std::time::Duration::from_secs(60));
+                }
+                Wait::Until(ready) => {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                    while !ready(round)
+                        && std::time::Instant::now() < deadline
+                        && matches!(child.try_wait(), Ok(None))
+                    {
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
+                }
+                _ => {}
             }
-            let delay_ms = random.hash_one(round) % (max_delay.as_millis() as u64).max(1);
-            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let delay_us = random.hash_one(round) % (max_delay.as_micros() as u64).max(1);
+            std::thread::sleep(std::time::Duration::from_micros(delay_us));
+            let delay_ms = delay_us / 1000;
+            let finished = matches!(child.try_wait(), Ok(Some(_)));
             let _ = child.kill(); // SIGKILL on Unix
             let _ = child.wait();
-            reader.join().expect("reader thread")
+            (reader.join().expect("reader thread"), delay_ms, finished)
         });
-        if let Some(p) = reader.iter().filter_map(|l| durable(l)).max() {
-            best = best.max(p);
-        }
-        check(best, round);
+        check(&Round {
+            index: round,
+            lines,
+            delay_ms,
+            finished,
+        });
     }
-    best
 }
 
-fn generated_item(n: u64) -> Item {
+pub(crate) fn generated_item(n: u64) -> Item {
     let (title, text) = STORIES[(n as usize) % STORIES.len()];
     let first_seen = t0() + Duration::seconds(n as i64);
     let mut labels = Labels {

@@ -7,11 +7,13 @@
 //! durable. Every sled type stays inside this module (keys in [`keys`]). It must never panic
 //! on what it reads back from disk, and never return an unbounded result.
 
+mod compact;
 pub mod keys;
 mod stats;
 mod transfer;
 
 pub use stats::size_on_disk;
+pub use compact::{compact, disk_size, CompactReport};
 pub use transfer::{ExportReport, ImportProgress, ImportReport};
 
 use crate::dedup::{Intent, Known, Policy, StoredMeta};
@@ -52,6 +54,12 @@ pub enum StoreError {
     },
     #[error("store schema version {found} is newer than this build supports ({supported}); upgrade newsrelay")]
     TooNew { found: u32, supported: u32 },
+    #[error(
+        "store at {path} is in use by {by}; stop it first (systemctl stop newsrelay) and try again"
+    )]
+    InUse { path: String, by: String },
+    #[error("compaction failed: {0}")]
+    Compact(String),
     #[error("cannot encode value: {0}")]
     Encode(String),
     #[error("{0}")]
@@ -60,7 +68,14 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Db(e.to_string())
+        match e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::Db(
+                "disk full (no space left on the store's filesystem); free space and restart newsrelay"
+                    .into(),
+            ),
+            sled::Error::Io(io) => StoreError::Db(io.to_string()),
+            other => StoreError::Db(other.to_string()),
+        }
     }
 }
 
@@ -68,7 +83,8 @@ impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+            // Through the same mapping as a plain write, so a full disk reads the same.
+            TransactionError::Storage(e) => e.into(),
         }
     }
 }
@@ -255,15 +271,41 @@ struct Tx<'a> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `path`, migrating an older schema.
+    /// Opens (creating if needed) the store in `path`, migrating an older schema. A
+    /// compaction that was interrupted is finished or rolled back first; a store another
+    /// process holds open (or is compacting) is refused with [`StoreError::InUse`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        compact::recover(path)?;
+        let store = Store::open_unlocked(path)?;
+        // A compaction that started between the check above and the open: leave it alone.
+        if compact::running_elsewhere(path)? {
+            return Err(StoreError::InUse {
+                path: path.display().to_string(),
+                by: "a compaction".into(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens the sled folder at `path` without looking for compaction leftovers.
+    fn open_unlocked(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
             .open()
-            .map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                message: e.to_string(),
+            .map_err(|e| {
+                let message = e.to_string();
+                if message.contains("could not acquire lock") {
+                    StoreError::InUse {
+                        path: path.display().to_string(),
+                        by: "another newsrelay process (is the daemon running?)".into(),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: path.display().to_string(),
+                        message,
+                    }
+                }
             })?;
         let t = |name: &str| db.open_tree(name);
         let store = Store {
@@ -484,6 +526,13 @@ impl Store {
                 let item: Item = decode(keys::ITEMS, id, &v)?;
                 Some(StoredMeta {
                     source_feeds: item.sources.iter().map(|s| s.feed.clone()).collect(),
+                    source_entries: item
+                        .sources
+                        .iter()
+                        .filter_map(|s| {
+                            crate::dedup::entry_key(s).map(|k| (s.feed.clone(), k.to_string()))
+                        })
+                        .collect(),
                     id: item.id,
                     feed: item.feed,
                     content_hash: item.content_hash,
