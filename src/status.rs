@@ -90,7 +90,7 @@ impl StoreSnapshot {
         feeds.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(StoreSnapshot {
             generated_at: now,
-            store_bytes: crate::store::size_on_disk(path),
+            store_bytes: crate::store::disk_size(path),
             total_items: store.item_count() as u64,
             feeds,
         })

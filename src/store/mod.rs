@@ -12,7 +12,6 @@ pub mod keys;
 mod stats;
 mod transfer;
 
-pub use stats::size_on_disk;
 pub use compact::{compact, disk_size, CompactReport};
 pub use transfer::{ExportReport, ImportProgress, ImportReport};
 

@@ -7,7 +7,6 @@
 
 use super::{keys, Store, StoreError};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 impl Store {
     /// Number of items per source feed id (scans the feed index's keys once).
@@ -29,28 +28,4 @@ impl StoreError {
     pub fn is_locked(&self) -> bool {
         matches!(self, StoreError::Open { message, .. } if message.contains("could not acquire lock"))
     }
-}
-
-/// Bytes the store's folder takes on disk (every file below it; 0 when it does not exist).
-/// Reads only metadata, so it works while a daemon holds the store.
-pub fn size_on_disk(path: &Path) -> u64 {
-    fn walk(p: &Path, depth: u32) -> u64 {
-        let Ok(meta) = std::fs::symlink_metadata(p) else {
-            return 0;
-        };
-        if meta.is_file() {
-            return meta.len();
-        }
-        if !meta.is_dir() || depth > 8 {
-            return 0;
-        }
-        let Ok(entries) = std::fs::read_dir(p) else {
-            return 0;
-        };
-        entries
-            .filter_map(Result::ok)
-            .map(|e| walk(&e.path(), depth + 1))
-            .sum()
-    }
-    walk(path, 0)
 }
