@@ -10,4 +10,5 @@ mod fetch;
 mod ingest;
 mod parse;
 mod publish;
+mod reclassify;
 mod server;
