@@ -600,7 +600,7 @@ fn check_config_validates_the_taxonomy_and_the_ids_feeds_name() {
     let (code, _, err) = newsrelay(&["--config", &cfg, "check-config"], "");
     assert_eq!(code, 2);
     assert!(
-        err.contains("programmes.toml:") && err.contains("rule_share"),
+        err.contains("programmes.toml:32:") && err.contains("expected f64"),
         "{err}"
     );
 }

@@ -217,7 +217,8 @@ fn reclassify_moves_items_and_the_index_and_a_second_run_changes_nothing() {
     assert!(ok, "{err}");
     assert_eq!(summary(&out), (400, 400, 200), "{out}");
     assert!(
-        out.lines().any(|l| l.trim() == "asylum +200 -0"),
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["asylum", "+200", "-0"]),
         "per-programme changes: {out}"
     );
     assert!(!out.contains("border-management-visa"), "{out}");
@@ -329,7 +330,6 @@ fn daemon_reclassifies_in_the_background_after_sighup_changed_the_taxonomy() {
         &mut seen,
         &["reclassification done", "relabelled=0"],
     );
-    wait_for(&lines, &mut seen, &["fetch cycle done"]);
 
     // A broken taxonomy is rejected and the running one kept.
     let good = std::fs::read_to_string(&s.taxonomy).unwrap();
