@@ -70,6 +70,12 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         taxonomy: Option<PathBuf>,
     },
+    /// Reclassify stored items labelled by another taxonomy version (resumable, with progress)
+    Reclassify {
+        /// Items per durable batch (a killed run loses at most one batch of work)
+        #[arg(long, value_name = "N", default_value_t = crate::reclassify::DEFAULT_BATCH)]
+        batch: usize,
+    },
     /// Email digests
     Digest {
         #[command(subcommand)]
@@ -225,6 +231,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             OpmlAction::Import { file } => opml_import(&load_config(&cli)?, file),
         },
         Command::Compact => compact_store(&load_config(&cli)?),
+        Command::Reclassify { batch } => reclassify_store(&load_config(&cli)?, *batch),
     }
 }
 
@@ -234,8 +241,36 @@ fn check_config(c: &Config) -> Result<(), Failure> {
     let classifier =
         classify::Classifier::from_taxonomy_file(&c.taxonomy.file).map_err(taxonomy_failure)?;
     let t = classifier.taxonomy();
+    // Feed defaults and subscriber filters must name labels the taxonomy has.
+    let named = c
+        .feeds
+        .iter()
+        .flat_map(|f| {
+            f.programmes
+                .iter()
+                .map(move |p| (format!("feed {:?}", f.id), p))
+        })
+        .chain(c.subscribers.iter().flat_map(|s| {
+            s.programmes
+                .iter()
+                .chain(&s.initiatives)
+                .chain(&s.regions)
+                .map(move |p| (format!("subscriber {:?}", s.email), p))
+        }));
+    for (owner, id) in named {
+        if !t.labels.iter().any(|l| &l.id == id) {
+            return Err(Failure {
+                code: 2,
+                error: anyhow::anyhow!(
+                    "{}: {owner} names label {id:?}, which {} does not define (fix the id or add the label)",
+                    c.path.display(),
+                    c.taxonomy.file.display()
+                ),
+            });
+        }
+    }
     println!(
-        "{}: ok ({} feeds, {} subscribers; taxonomy {}: {} programmes, {} initiatives, {} regions)",
+        "{}: ok ({} feeds, {} subscribers; taxonomy {}: {} programmes, {} initiatives, {} regions, version {:016x})",
         c.path.display(),
         c.feeds.len(),
         c.subscribers.len(),
@@ -243,6 +278,7 @@ fn check_config(c: &Config) -> Result<(), Failure> {
         t.ids(classify::LabelKind::Programme).count(),
         t.ids(classify::LabelKind::Initiative).count(),
         t.ids(classify::LabelKind::Region).count(),
+        classifier.version(),
     );
     Ok(())
 }
@@ -631,21 +667,95 @@ fn fetch_once(config: &Config, only: Option<&str>) -> Result<(), Failure> {
 pub fn classifier_labeler(config: &Config) -> Result<crate::fetch_cycle::Labeler, Failure> {
     let classifier = crate::classify::Classifier::from_taxonomy_file(&config.taxonomy.file)
         .map_err(taxonomy_failure)?;
-    let classifier = std::sync::Arc::new(classifier);
-    Ok(std::sync::Arc::new(
-        move |feed: &config::FeedSettings, item: &crate::item::Item| {
-            let text = crate::parse::sanitize::html_to_plain_text(&item.content_html);
-            classifier.classify(
-                &crate::classify::ItemText {
-                    title: &item.title,
-                    summary: &item.summary_text,
-                    content_text: &text,
-                    link: item.link.as_deref(),
-                },
-                &feed.programmes,
+    Ok(crate::reclassify::Live::new(classifier, config.feeds.clone()).labeler())
+}
+
+/// `newsrelay reclassify`: every stored item whose labels came from another taxonomy version
+/// is relabelled in durable batches; a progress bar on a terminal, else a line per tenth.
+fn reclassify_store(config: &Config, batch: usize) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let classifier = crate::classify::Classifier::from_taxonomy_file(&config.taxonomy.file)
+        .map_err(taxonomy_failure)?;
+    let store = crate::store::Store::open(&config.store.path)?;
+    let started = std::time::Instant::now();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} items {elapsed} ({per_sec}) {msg}",
             )
-        },
-    ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut last_tenth = 0;
+    let mut last_line = std::time::Instant::now();
+    let report =
+        crate::reclassify::reclassify(&store, &classifier, &config.feeds, batch, &mut |r| {
+            let pos = r.done_before + r.examined;
+            match &bar {
+                Some(bar) => {
+                    bar.set_length(r.total);
+                    bar.set_position(pos);
+                    bar.set_message(format!("{} relabelled", r.changed));
+                }
+                None => {
+                    // Reported only once the batch is durable.
+                    let tenth = pos * 10 / r.total.max(1);
+                    if tenth > last_tenth || last_line.elapsed().as_secs() >= 10 {
+                        last_tenth = tenth;
+                        last_line = std::time::Instant::now();
+                        eprintln!(
+                            "reclassify: {pos}/{} items checked, {} relabelled",
+                            r.total, r.changed
+                        );
+                    }
+                }
+            }
+            true
+        })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "taxonomy version {:016x}: {} items checked, {} relabelled ({} with changed labels) in {:.2} s ({:.0} items/s)",
+        classifier.version(),
+        report.examined,
+        report.changed,
+        report.labels_changed,
+        secs,
+        report.examined as f64 / secs.max(1e-9),
+    )?;
+    if report.resumed {
+        writeln!(
+            out,
+            "resumed an interrupted pass: {} items were already done",
+            report.done_before
+        )?;
+    }
+    // Per label, in taxonomy order (programmes first), then ids the taxonomy no longer has.
+    let mut ids: Vec<&str> = classifier
+        .taxonomy()
+        .labels
+        .iter()
+        .map(|l| l.id.as_str())
+        .collect();
+    for id in report.gained.keys().chain(report.lost.keys()) {
+        if !ids.contains(&id.as_str()) {
+            ids.push(id);
+        }
+    }
+    for id in ids {
+        let gained = report.gained.get(id).copied().unwrap_or(0);
+        let lost = report.lost.get(id).copied().unwrap_or(0);
+        if gained + lost > 0 {
+            writeln!(out, "  {id:<36} +{gained} -{lost}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Unsubscribe tokens checked with the digest key; the ledger records the opt-out.
@@ -697,7 +807,10 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
     let config = Config::load(&path)?;
     // Before anything logs (the daemon's own call later is then a no-op).
     crate::daemon::init_logging(&config.log);
-    let labeler = classifier_labeler(&config)?;
+    let classifier = crate::classify::Classifier::from_taxonomy_file(&config.taxonomy.file)
+        .map_err(taxonomy_failure)?;
+    let live = crate::reclassify::Live::new(classifier, config.feeds.clone());
+    let labeler = live.labeler();
     let store = Arc::new(crate::store::Store::open(&config.store.path)?);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -787,6 +900,28 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
         }
     });
 
+    // Reclassification runs beside fetch cycles: now (items stored under an older taxonomy)
+    // and after a reload that changed the taxonomy; a broken new taxonomy keeps the old one.
+    let relabelled_state = state.clone();
+    let reclassifier = Arc::new(crate::reclassify::Background::start(
+        store.clone(),
+        live.clone(),
+        crate::reclassify::DEFAULT_BATCH,
+        Box::new(move |_| relabelled_state.invalidate()),
+    )?);
+    let waker = reclassifier.clone();
+    let on_reload = Box::new(move |cfg: &Config| {
+        match crate::classify::Classifier::from_taxonomy_file(&cfg.taxonomy.file) {
+            Ok(c) => {
+                if live.replace(c, cfg.feeds.clone()) {
+                    tracing::info!("taxonomy changed: reclassifying stored items");
+                    waker.wake();
+                }
+            }
+            Err(e) => tracing::error!("taxonomy rejected, keeping the running one: {e}"),
+        }
+    });
+
     let hooks = crate::daemon::Hooks {
         store: store.clone(),
         metrics,
@@ -794,9 +929,10 @@ fn run_daemon(cli: &Cli) -> Result<(), Failure> {
         tick: std::time::Duration::from_secs(5),
         on_tick,
         on_cycle,
-        on_reload: Box::new(|_| {}),
+        on_reload,
     };
     let result = runtime.block_on(crate::daemon::run(path, hooks));
+    reclassifier.stop();
     let _ = stop_server.send(());
     let _ = runtime.block_on(server);
     store.flush()?;

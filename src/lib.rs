@@ -24,6 +24,7 @@
 //! | [`store`] | sled trees and key encodings; applies one feed's intents atomically |
 //! | [`ingest`] | one feed end to end; a bad feed becomes a report, never a crash |
 //! | [`fetch_cycle`] | every due feed: fetch, ingest, record state; concurrent within limits |
+//! | [`reclassify`] | stored items relabelled after a taxonomy change: resumable batches, a background thread for the daemon |
 //! | [`feed_list`] | OPML export of the configured feeds, import appended to the config |
 //! | [`digest`] | who gets what, rendering, sending, the delivery ledger |
 //! | [`status`] | `newsrelay status`: feed health, counts, store size, next digests, as a table |
@@ -47,6 +48,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod parse;
 pub mod publish;
+pub mod reclassify;
 pub mod schedule;
 pub mod server;
 pub mod status;

@@ -556,3 +556,51 @@ fn feed_entries_are_classified() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn check_config_validates_the_taxonomy_and_the_ids_feeds_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("newsrelay.toml");
+    let write = |programmes: &str, taxonomy: &Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\npath = \"db\"\n[[feeds]]\nid = \"f\"\nurl = \"https://example.org/feed\"\nprogrammes = [{programmes}]\n[taxonomy]\nfile = {:?}\n",
+                taxonomy.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    let cfg = config.to_str().unwrap().to_string();
+    write("\"asylum\"", &taxonomy_path());
+    let (code, out, err) = newsrelay(&["--config", &cfg, "check-config"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("6 programmes, 8 initiatives, 9 regions"),
+        "{out}"
+    );
+
+    write("\"asylumm\"", &taxonomy_path());
+    let (code, _, err) = newsrelay(&["--config", &cfg, "check-config"], "");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("\"asylumm\"") && err.contains("feed \"f\""),
+        "{err}"
+    );
+
+    let broken = dir.path().join("programmes.toml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(taxonomy_path())
+            .unwrap()
+            .replace("rule_share = 0.6", "rule_share = \"high\""),
+    )
+    .unwrap();
+    write("", &broken);
+    let (code, _, err) = newsrelay(&["--config", &cfg, "check-config"], "");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("programmes.toml:32:") && err.contains("expected f64"),
+        "{err}"
+    );
+}

@@ -14,6 +14,7 @@ mod hostile;
 mod ingest;
 mod parse;
 mod publish;
+mod reclassify;
 mod server;
 mod service;
 

@@ -210,10 +210,23 @@ pub enum RelabelSelection {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelabelReport {
+    /// Items read in this pass (the ones a resumed pass skipped are not counted).
     pub examined: u64,
+    /// Items written at the new version.
     pub changed: u64,
+    /// Of those, items whose set of labels differs from before (not only scores or reasons).
+    pub labels_changed: u64,
+    /// Per label id: items that gained it, and items that lost it.
+    pub gained: BTreeMap<String, u64>,
+    pub lost: BTreeMap<String, u64>,
+    /// Items in the selection (the store's item count for a whole-store pass).
+    pub total: u64,
+    /// Items an interrupted pass at the same version had already done (skipped on resume).
+    pub done_before: u64,
     /// True when an interrupted pass at the same taxonomy version was resumed.
     pub resumed: bool,
+    /// True when the observer stopped the pass before the end (it resumes next time).
+    pub stopped: bool,
 }
 
 /// Result of [`Store::verify`].
@@ -669,17 +682,38 @@ impl Store {
         Ok(purged)
     }
 
-    /// Reclassifies stored items with `label` at taxonomy `version`. Items already at that
-    /// version are left alone, and progress is recorded in `meta` batch by batch in the same
-    /// transaction as the labels, so an interrupted pass resumes where it stopped.
+    /// Reclassifies stored items with `label` at taxonomy `version`, in batches of 256 (see
+    /// [`Store::relabel_pass`]).
     pub fn relabel(
         &self,
         selection: &RelabelSelection,
         version: u64,
         label: &dyn Fn(&Item) -> Labels,
     ) -> Result<RelabelReport, StoreError> {
+        self.relabel_pass(selection, version, BATCH, label, &mut |_| true)
+    }
+
+    /// Reclassifies stored items with `label` at taxonomy `version`. Items already at that
+    /// version are left alone. Each batch is one transaction over the items, their index
+    /// entries and (for [`RelabelSelection::All`]) the pass's position in `meta`, then a flush:
+    /// an interrupted pass resumes after the last durable batch and redoes nothing. `label` runs
+    /// outside the transaction; an item changed meanwhile (a concurrent ingest) is labelled
+    /// again from its stored form. `observe` is called after each durable batch and stops the
+    /// pass (resumable) by returning false.
+    pub fn relabel_pass(
+        &self,
+        selection: &RelabelSelection,
+        version: u64,
+        batch_size: usize,
+        label: &dyn Fn(&Item) -> Labels,
+        observe: &mut dyn FnMut(&RelabelReport) -> bool,
+    ) -> Result<RelabelReport, StoreError> {
+        let batch_size = batch_size.clamp(1, 4096);
         let mut report = RelabelReport::default();
-        let relabel_batch = |batch: &[Item], progress: Option<&RelabelProgress>| {
+        let relabel_batch = |batch: &[Item],
+                             progress: Option<&RelabelProgress>,
+                             report: &mut RelabelReport|
+         -> Result<(), StoreError> {
             let mut changed = Vec::new();
             for old in batch {
                 if old.labels.taxonomy_version == version {
@@ -691,28 +725,61 @@ impl Store {
                 changed.push((old, new));
             }
             let progress = progress.map(encode).transpose()?;
-            self.transaction(|tx| {
+            let written = self.transaction(|tx| {
+                let mut written = Vec::with_capacity(changed.len());
                 for (old, new) in &changed {
-                    tx.write_item(new, Some(old))?;
+                    match tx.read_item(&old.id)? {
+                        None => {}
+                        Some(cur) if cur == **old => {
+                            tx.write_item(new, Some(old))?;
+                            written.push((owned_names(&old.labels), owned_names(&new.labels)));
+                        }
+                        Some(cur) if cur.labels.taxonomy_version == version => {}
+                        Some(cur) => {
+                            let mut fresh = cur.clone();
+                            fresh.labels = label(&cur);
+                            fresh.labels.taxonomy_version = version;
+                            tx.write_item(&fresh, Some(&cur))?;
+                            written.push((owned_names(&cur.labels), owned_names(&fresh.labels)));
+                        }
+                    }
                 }
                 if let Some(p) = &progress {
                     tx.meta.insert(keys::META_RELABEL_PROGRESS, p.as_slice())?;
                 }
-                Ok(())
+                Ok(written)
             })?;
-            Ok::<u64, StoreError>(changed.len() as u64)
+            self.flush()?;
+            report.examined += batch.len() as u64;
+            for (old, new) in written {
+                report.changed += 1;
+                if old != new {
+                    report.labels_changed += 1;
+                }
+                for l in new.difference(&old) {
+                    *report.gained.entry(l.clone()).or_default() += 1;
+                }
+                for l in old.difference(&new) {
+                    *report.lost.entry(l.clone()).or_default() += 1;
+                }
+            }
+            Ok(())
         };
         match selection {
             RelabelSelection::Ids(ids) => {
-                for chunk in ids.chunks(BATCH) {
+                report.total = ids.len() as u64;
+                for chunk in ids.chunks(batch_size) {
                     let mut batch = Vec::with_capacity(chunk.len());
                     for id in chunk {
                         if let Some(item) = self.get(id)? {
                             batch.push(item);
                         }
                     }
-                    report.examined += batch.len() as u64;
-                    report.changed += relabel_batch(&batch, None)?;
+                    relabel_batch(&batch, None, &mut report)?;
+                    if !observe(&report) {
+                        report.stopped = true;
+                        break;
+                    }
                 }
             }
             RelabelSelection::All => {
@@ -729,6 +796,10 @@ impl Store {
                     }
                     None => None,
                 };
+                report.total = self.items.len() as u64;
+                if let Some(k) = &after {
+                    report.done_before = self.items.range(..=k.as_bytes()).keys().count() as u64;
+                }
                 loop {
                     let range = match &after {
                         Some(k) => self.items.range::<&[u8], _>((
@@ -737,29 +808,32 @@ impl Store {
                         )),
                         None => self.items.iter(),
                     };
-                    let mut batch = Vec::with_capacity(BATCH);
-                    for kv in range.take(BATCH) {
+                    let mut batch = Vec::with_capacity(batch_size);
+                    for kv in range.take(batch_size) {
                         let (k, v) = kv?;
                         batch.push(decode::<Item>(keys::ITEMS, &k, &v)?);
                     }
-                    let done = batch.len() < BATCH;
+                    let done = batch.len() < batch_size;
                     if let Some(last) = batch.last() {
                         after = Some(last.id.0.clone());
                     }
-                    report.examined += batch.len() as u64;
                     let progress = RelabelProgress {
                         version,
                         after: after.clone(),
                         done,
                     };
-                    report.changed += relabel_batch(&batch, Some(&progress))?;
+                    relabel_batch(&batch, Some(&progress), &mut report)?;
+                    let go_on = observe(&report);
                     if done {
+                        break;
+                    }
+                    if !go_on {
+                        report.stopped = true;
                         break;
                     }
                 }
             }
         }
-        self.flush()?;
         Ok(report)
     }
 
@@ -1018,6 +1092,11 @@ impl Store {
     pub fn digest_ledger_len(&self) -> usize {
         self.digest_ledger.len()
     }
+}
+
+/// Every label id of an item, owned (for the per-label change counts of a relabel pass).
+fn owned_names(labels: &Labels) -> BTreeSet<String> {
+    labels.all_ids().map(str::to_string).collect()
 }
 
 /// Label ids usable as index keys, without repeats.
