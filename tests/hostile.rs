@@ -109,7 +109,7 @@ fn millis(line: &str) -> u64 {
         .unwrap_or_else(|| panic!("no [N ms] in {line:?}"))
 }
 
-/// Runs `newsrelay fetch` on `config_path`: exit code, peak RSS (kB), stdout, stderr.
+/// Runs `newsrelay fetch` on `config_path`: exit code, its own peak RSS (kB), stdout, stderr.
 fn run_fetch(config_path: &std::path::Path) -> (i32, u64, String, String) {
     // Reaped by wait4 in wait_with_peak_rss, which also reads its peak memory.
     #[allow(clippy::zombie_processes)]
@@ -129,10 +129,36 @@ fn run_fetch(config_path: &std::path::Path) -> (i32, u64, String, String) {
         let _ = err.read_to_string(&mut s);
         s
     });
+    // wait4's ru_maxrss also counts the test process the child was spawned from (Linux keeps
+    // the pre-exec high-water mark), so it is only an upper bound. The child's own peak is
+    // its VmHWM, a high-water mark polled every 2 ms until it exits.
+    let pid = child.id();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let poller = std::thread::spawn(move || {
+        let mut hwm = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(kb) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                })
+            {
+                hwm = hwm.max(kb);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        hwm
+    });
     let mut stdout = String::new();
     let _ = out.read_to_string(&mut stdout);
-    let (code, peak) = wait_with_peak_rss(&child);
-    (code, peak, stdout, errs.join().unwrap())
+    let (code, _upper_bound) = wait_with_peak_rss(&child);
+    done.store(true, Ordering::Relaxed);
+    let own = poller.join().unwrap();
+    assert!(own > 0, "no VmHWM read for the fetch process");
+    (code, own, stdout, errs.join().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
