@@ -4,7 +4,8 @@
 //! publishers and one good one; `newsrelay fetch` runs over a config naming all nine with
 //! small limits. Each hostile feed must be refused within its limit with a summary line that
 //! names the feed and the reason, the process's peak memory (wait4 rusage of the child) must
-//! stay bounded, and the good feed's items must be stored.
+//! stay bounded (measured for the whole run and for each case run alone), and the good feed's
+//! items must be stored.
 
 use crate::fetch::{reply, response, serve, zero_megabyte_deflate_block};
 use newsrelay::item::FeedId;
@@ -108,6 +109,58 @@ fn millis(line: &str) -> u64 {
         .unwrap_or_else(|| panic!("no [N ms] in {line:?}"))
 }
 
+/// Runs `newsrelay fetch` on `config_path`: exit code, its own peak RSS (kB), stdout, stderr.
+fn run_fetch(config_path: &std::path::Path) -> (i32, u64, String, String) {
+    // Reaped by wait4 in wait_with_peak_rss, which also reads its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_newsrelay"))
+        .arg("--config")
+        .arg(config_path)
+        .arg("fetch")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let errs = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    // wait4's ru_maxrss also counts the test process the child was spawned from (Linux keeps
+    // the pre-exec high-water mark), so it is only an upper bound. The child's own peak is
+    // its VmHWM, a high-water mark polled every 2 ms until it exits.
+    let pid = child.id();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let poller = std::thread::spawn(move || {
+        let mut hwm = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(kb) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                })
+            {
+                hwm = hwm.max(kb);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        hwm
+    });
+    let mut stdout = String::new();
+    let _ = out.read_to_string(&mut stdout);
+    let (code, _upper_bound) = wait_with_peak_rss(&child);
+    done.store(true, Ordering::Relaxed);
+    let own = poller.join().unwrap();
+    assert!(own > 0, "no VmHWM read for the fetch process");
+    (code, own, stdout, errs.join().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_servers_are_refused_within_limits_and_the_good_feed_is_stored() {
     let bomb_block = Arc::new(zero_megabyte_deflate_block());
@@ -206,33 +259,46 @@ async fn hostile_servers_are_refused_within_limits_and_the_good_feed_is_stored()
     let config_path = dir.path().join("newsrelay.toml");
     std::fs::write(&config_path, &config).unwrap();
 
-    let started = Instant::now();
-    let (code, peak_kb, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        // Reaped by wait4 in wait_with_peak_rss, which also reads its peak memory.
-        #[allow(clippy::zombie_processes)]
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_newsrelay"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("fetch")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let errs = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let mut stdout = String::new();
-        let _ = out.read_to_string(&mut stdout);
-        let (code, peak) = wait_with_peak_rss(&child);
-        (code, peak, stdout, errs.join().unwrap())
+    // Each case alone too, all at once, for its own peak memory (the good feed alone is the
+    // baseline: what loading the config and taxonomy costs).
+    let alone: Vec<(String, std::path::PathBuf)> = cases
+        .iter()
+        .map(|c| {
+            let d = dir.path().join(format!("alone-{c}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let head = config.split("\n[[feeds]]").next().unwrap();
+            let text = format!("{head}\n[[feeds]]\nid = \"{c}\"\nurl = \"http://{addr}/{c}\"\n");
+            let p = d.join("newsrelay.toml");
+            std::fs::write(&p, text).unwrap();
+            (c.to_string(), p)
+        })
+        .collect();
+    let per_case = tokio::task::spawn_blocking(move || {
+        let runs: Vec<_> = alone
+            .into_iter()
+            .map(|(c, p)| std::thread::spawn(move || (c, run_fetch(&p))))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap())
+            .collect::<Vec<_>>()
     })
     .await
     .unwrap();
+    for (c, (code, peak, _, _)) in &per_case {
+        eprintln!(
+            "{c:8} alone: exit {code}, peak RSS {:.1} MB",
+            *peak as f64 / 1024.0
+        );
+        assert!(*peak < PEAK_RSS_LIMIT_KB, "{c}: peak RSS {peak} kB");
+        let good = c == "good" || c == "utf8";
+        assert_eq!(*code, if good { 0 } else { 1 }, "{c} alone: exit code");
+    }
+
+    let started = Instant::now();
+    let (code, peak_kb, stdout, stderr) =
+        tokio::task::spawn_blocking(move || run_fetch(&config_path))
+            .await
+            .unwrap();
     let wall = started.elapsed();
     eprintln!("{stdout}");
     eprintln!(
