@@ -234,6 +234,7 @@ pub fn compact(path: &Path) -> Result<CompactReport, StoreError> {
             }
         }
         drop(fresh);
+        Store::wait_until_released(&p.new, std::time::Duration::from_secs(10))?;
         let copy = Store::open_unlocked(&p.new)?;
         let integrity = copy.verify()?;
         if integrity.items != report.items {

@@ -299,6 +299,33 @@ impl Store {
         Ok(store)
     }
 
+    /// Waits (up to `within`) until no `Store` still holds the lock of the store at `path`.
+    /// Dropping a `Store` frees sled's file lock only once sled's background threads have let
+    /// go of the database, a moment later; a reopen in the same process, or a child process
+    /// started right after the drop, would otherwise be refused as in use. Returns `InUse`
+    /// when the lock is still held at the deadline (another process has the store open).
+    pub fn wait_until_released(path: &Path, within: std::time::Duration) -> Result<(), StoreError> {
+        use fs2::FileExt;
+        let lock_file = match std::fs::File::open(path.join("db")) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let deadline = std::time::Instant::now() + within;
+        while lock_file.try_lock_exclusive().is_err() {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::InUse {
+                    path: path.display().to_string(),
+                    by: "another newsrelay process (is the daemon running?)".into(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Closing the file releases the lock just taken.
+        drop(lock_file);
+        Ok(())
+    }
+
     /// Opens the sled folder at `path` without looking for compaction leftovers.
     fn open_unlocked(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new()

@@ -24,8 +24,8 @@ impl Store {
 
 impl StoreError {
     /// True when the store could not be opened because another process (normally a running
-    /// `newsrelay run` or `serve`) holds its lock.
+    /// `newsrelay run` or `serve`) holds its lock, or a compaction is rewriting it.
     pub fn is_locked(&self) -> bool {
-        matches!(self, StoreError::Open { message, .. } if message.contains("could not acquire lock"))
+        matches!(self, StoreError::InUse { .. })
     }
 }

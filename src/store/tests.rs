@@ -71,6 +71,8 @@ fn migrates_schema_1_to_current() {
         })
         .collect();
     write_schema_1(dir.path(), &items);
+    // The raw sled handle above lets go of its lock a moment after the drop.
+    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
@@ -117,6 +119,7 @@ fn refuses_newer_schema() {
             .unwrap();
         db.flush().unwrap();
     }
+    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
     match Store::open(dir.path()) {
         Err(StoreError::TooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
         Err(e) => panic!("unexpected error {e}"),
