@@ -251,7 +251,7 @@ fn item_writes(feed: &str, item: &newsrelay::item::Item) -> Vec<Write> {
     for (band, value) in keys::fingerprint_bands(item.fingerprint) {
         w.push((
             5,
-            keys::fingerprint_key(band, value, id),
+            keys::fingerprint_key(band, value, item.first_seen, id),
             item.fingerprint.to_be_bytes().to_vec(),
         ));
     }
@@ -260,7 +260,7 @@ fn item_writes(feed: &str, item: &newsrelay::item::Item) -> Vec<Write> {
 
 /// Micro-benchmark of the store's write path alone, same items, one flush at the end: one
 /// sled transaction over 9 trees per feed document (schema 2) against one `apply_batch` on a
-/// single tree with a one-byte key-space prefix per feed document (schema 3).
+/// single tree with a one-byte key-space prefix per feed document (a layout considered, not taken).
 fn write_paths(docs: &[Doc]) {
     use sled::Transactional;
     let feeds = normalised(docs);

@@ -245,12 +245,7 @@ pub fn normalize_entry(entry: &Entry, cx: &FeedContext<'_>) -> Item {
         &content_html,
         &enclosures,
     );
-    let body_plain = if entry.content_html.is_some() {
-        html_to_plain_text(&content_html)
-    } else {
-        summary_plain
-    };
-    let fingerprint = simhash(&title, &body_plain);
+    let fingerprint = fingerprint_of(&title, &content_html);
     let authors = entry
         .authors
         .iter()
@@ -380,30 +375,42 @@ pub fn content_hash(
     ContentHash(h.digest())
 }
 
-/// 64-bit SimHash over the lower-cased words of `title` and `text` (title words count twice).
-/// Returns 0 when there are fewer than [`FINGERPRINT_MIN_TOKENS`] words: too little text to
-/// call two items the same story.
+/// The near-duplicate fingerprint of an item from what it stores: its title and the plain text
+/// of its content (the content, else the summary). The store recomputes it with this same
+/// function when the fingerprint changes (schema migration, import).
+pub fn fingerprint_of(title: &str, content_html: &str) -> u64 {
+    simhash(title, &html_to_plain_text(content_html))
+}
+
+/// 64-bit SimHash over the distinct word pairs (bigrams) of `title` and `text`, lower-cased;
+/// a pair from the title weighs 2, one from the text 1, and each distinct pair counts once
+/// however often it occurs. Counting every occurrence of every single word, as a first version
+/// did, lets the common words ("the", "of", "migration") outweigh what a story says, so long
+/// texts on one subject converge and distinct stories merged (docs/dedup.md). Returns 0 when
+/// there are fewer than [`FINGERPRINT_MIN_TOKENS`] words: too little text to call two items
+/// the same story. At most [`FINGERPRINT_MAX_TOKENS`] words are read.
 pub fn simhash(title: &str, text: &str) -> u64 {
-    let mut weights = [0i32; 64];
+    // (feature hash, weight); sorted and deduplicated below, the higher weight kept.
+    let mut features: Vec<(u64, i32)> = Vec::with_capacity(256);
     let mut tokens = 0usize;
     let mut word = String::new();
-    let add = |w: &str, weight: i32, weights: &mut [i32; 64]| {
-        let h = xxh3_64(w.as_bytes());
-        for (bit, slot) in weights.iter_mut().enumerate() {
-            if (h >> bit) & 1 == 1 {
-                *slot += weight;
-            } else {
-                *slot -= weight;
-            }
-        }
-    };
     for (source, weight) in [(title, 2), (text, 1)] {
+        // Each part's pairs start afresh: no pair spans the title and the text.
+        let mut previous: Option<u64> = None;
         for c in source.chars().chain(std::iter::once(' ')) {
             if c.is_alphanumeric() {
                 word.extend(c.to_lowercase());
             } else if !word.is_empty() {
                 if tokens < FINGERPRINT_MAX_TOKENS {
-                    add(&word, weight, &mut weights);
+                    let h = xxh3_64(word.as_bytes());
+                    if let Some(p) = previous {
+                        // Order matters: "border management" is not "management border".
+                        features.push((
+                            xxh3_64(&[p.to_le_bytes(), h.to_le_bytes()].concat()),
+                            weight,
+                        ));
+                    }
+                    previous = Some(h);
                     tokens += 1;
                 }
                 word.clear();
@@ -413,10 +420,51 @@ pub fn simhash(title: &str, text: &str) -> u64 {
     if tokens < FINGERPRINT_MIN_TOKENS {
         return 0;
     }
+    // Higher weight first within a hash, so dedup keeps it.
+    features.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    features.dedup_by_key(|f| f.0);
+    let mut weights = [0i32; 64];
+    for (h, weight) in features {
+        for (bit, slot) in weights.iter_mut().enumerate() {
+            if (h >> bit) & 1 == 1 {
+                *slot += weight;
+            } else {
+                *slot -= weight;
+            }
+        }
+    }
     weights.iter().enumerate().fold(
         0u64,
         |acc, (bit, w)| if *w > 0 { acc | (1 << bit) } else { acc },
     )
+}
+
+/// Share of the shorter headline's distinct words that the two headlines must have in common
+/// to be one story's (with the text's fingerprint close as well).
+pub const HEADLINE_MIN_OVERLAP: f64 = 0.6;
+
+/// Whether two headlines can be the same story's: at least [`HEADLINE_MIN_OVERLAP`] of the
+/// shorter one's distinct lower-cased words appear in the other. A source prefix ("ICMPD:"),
+/// case and punctuation do not matter; a different headline does.
+pub fn headlines_agree(a: &str, b: &str) -> bool {
+    let words = |s: &str| -> HashSet<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (words(a), words(b));
+    let (small, large) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    if small.is_empty() {
+        // No headline to compare: the text alone decides.
+        return true;
+    }
+    let shared = small.iter().filter(|w| large.contains(*w)).count();
+    shared as f64 >= HEADLINE_MIN_OVERLAP * small.len() as f64
 }
 
 /// Number of differing bits between two fingerprints.
@@ -528,6 +576,18 @@ mod tests {
             hamming(a, c)
         );
         assert_eq!(simhash("short", "too few words"), 0);
+    }
+
+    #[test]
+    fn headlines_agree_across_prefix_and_case_only() {
+        let h = "Project News: Enhancing Integrated Border Management in the Silk Routes Region";
+        assert!(headlines_agree(h, &format!("ICMPD: {}", h.to_uppercase())));
+        assert!(headlines_agree(h, h));
+        assert!(!headlines_agree(
+            h,
+            "Project News: Sfax municipality hosts MC2CM peer-learning event"
+        ));
+        assert!(headlines_agree("", h));
     }
 
     #[test]

@@ -874,8 +874,8 @@ struct Pair {
     b: Side,
 }
 
-/// Distances of every fixture pair: (kind, how, distance).
-fn fixture_distances() -> Vec<(String, String, u32)> {
+/// Distances of every fixture pair: (kind, how, distance, headlines agree).
+fn fixture_distances() -> Vec<(String, String, u32, bool)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/dedup/pairs.jsonl");
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
@@ -885,7 +885,8 @@ fn fixture_distances() -> Vec<(String, String, u32)> {
                 newsrelay::normalize::simhash(&p.a.title, &p.a.text),
                 newsrelay::normalize::simhash(&p.b.title, &p.b.text),
             );
-            (p.kind, p.how, d)
+            let agree = newsrelay::normalize::headlines_agree(&p.a.title, &p.b.title);
+            (p.kind, p.how, d, agree)
         })
         .collect()
 }
@@ -928,16 +929,31 @@ fn near_duplicate_threshold_on_fixture_pairs() {
         eprintln!("threshold {t:2}: same-story pairs merged {caught}/{} ({:.1}%), distinct pairs merged {wrong}/{different}", same.len(), caught as f64 * 100.0 / same.len() as f64);
     }
     let recall = same.iter().filter(|d| **d <= threshold).count() as f64 / same.len() as f64;
+    // The headline rule keeps every same-story pair (a prefix or case change only).
+    let same_headlines = all.iter().filter(|p| p.0 == "same" && p.3).count();
+    let distinct_headlines = all.iter().filter(|p| p.0 == "different" && p.3).count();
+    eprintln!(
+        "headlines agree: {same_headlines}/{} same-story pairs, {distinct_headlines}/{different} distinct pairs",
+        same.len()
+    );
+    assert_eq!(
+        same_headlines,
+        same.len(),
+        "the headline rule would split a same-story pair"
+    );
     eprintln!(
         "closest different-story pair: {min_different}; same-story recall at {threshold}: {:.1}%",
         recall * 100.0
     );
+    // No distinct story merged, with at least 8 bits to spare: the fixtures are a few hundred
+    // pairs, a store holds millions, so the closest distinct pair must sit well clear.
     assert!(
-        min_different > threshold,
-        "a distinct-story pair is within {threshold} bits"
+        min_different > threshold + 8,
+        "a distinct-story pair is {min_different} bits apart, too close to {threshold}"
     );
+    // The fixture paragraphs are short (~40 words), where a footer or a cut weighs most.
     assert!(
-        recall >= 0.9,
+        recall >= 0.85,
         "threshold {threshold} catches only {:.0}% of same-story pairs",
         recall * 100.0
     );

@@ -178,6 +178,7 @@ pub struct Fetcher {
     timeout: Duration,
     connect_timeout: Duration,
     global: Arc<Semaphore>,
+    concurrency: usize,
     per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -212,9 +213,15 @@ impl Fetcher {
             timeout: settings.timeout,
             connect_timeout: settings.connect_timeout,
             global: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            concurrency: settings.concurrency.max(1),
             per_host: settings.per_host.max(1),
             hosts: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Most requests in flight at once (`fetch.concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Fetches one feed. `http(s)://` goes over the network (conditional GET, redirects by
@@ -415,9 +422,8 @@ impl Fetcher {
                 chunks.drain(..).for_each(|c| joined.extend_from_slice(&c));
             }
         }
-        if joined.is_empty() && chunks.len() == 1 {
-            return Ok(chunks.pop().map(Vec::from).unwrap_or_default());
-        }
+        // Always a copy: a chunk can be the sole owner of the connection's whole read buffer,
+        // and `Vec::from` would keep that buffer's full capacity alive with the body.
         joined.reserve_exact(chunks.iter().map(|c| c.len()).sum());
         chunks.iter().for_each(|c| joined.extend_from_slice(c));
         Ok(joined)

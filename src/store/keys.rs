@@ -29,13 +29,15 @@ pub const VALUE_VERSION: u8 = 1;
 /// Separates a feed or label id from the instant in composite keys (ids never contain NUL).
 pub const SEP: u8 = 0;
 
-/// Number of bands the 64-bit fingerprint is cut into for near-duplicate lookup (each
-/// `64 / FINGERPRINT_BANDS` bits wide; leftover high bits are not indexed). Two fingerprints
-/// within `FINGERPRINT_BANDS - 1` bits of each other agree exactly on at least one band
-/// (pigeonhole), so a lookup reads only the entries sharing a band value and still finds every
-/// pair within the dedup threshold. Changing it changes the `fingerprints` layout (a schema
-/// change).
-pub const FINGERPRINT_BANDS: u32 = crate::dedup::NEAR_DUPLICATE_MAX_DISTANCE + 1;
+/// Number of bands the 64-bit fingerprint is cut into for near-duplicate lookup, each
+/// `64 / FINGERPRINT_BANDS` = 16 bits wide. A lookup probes, in every band, the band's own
+/// value and the 16 values one bit away ([`fingerprint_probes`]). Two fingerprints at most
+/// `2 × FINGERPRINT_BANDS - 1` = 7 bits apart differ in at most one bit in at least one band
+/// (pigeonhole), so the probes find every pair within the dedup threshold, while 16-bit band
+/// values keep each probe to the few entries that really share it (one item in 65,536).
+/// Changing it changes the `fingerprints` layout (a schema change).
+pub const FINGERPRINT_BANDS: u32 = 4;
+const _: () = assert!(2 * FINGERPRINT_BANDS > crate::dedup::NEAR_DUPLICATE_MAX_DISTANCE);
 
 /// An instant as 8 bytes that sort in time order (microseconds, sign bit flipped, big-endian).
 pub fn instant(t: DateTime<Utc>) -> [u8; 8] {
@@ -97,6 +99,15 @@ pub fn fingerprint_bands(fp: u64) -> impl Iterator<Item = (u8, u64)> {
     (0..FINGERPRINT_BANDS).map(move |b| (b as u8, (fp >> (b * width)) & mask))
 }
 
+/// The (band, value) prefixes a near-duplicate lookup reads: each band's value and every
+/// value one bit away from it (4 × 17 = 68 probes).
+pub fn fingerprint_probes(fp: u64) -> impl Iterator<Item = (u8, u64)> {
+    let width = 64 / FINGERPRINT_BANDS;
+    fingerprint_bands(fp).flat_map(move |(band, value)| {
+        std::iter::once((band, value)).chain((0..width).map(move |bit| (band, value ^ (1 << bit))))
+    })
+}
+
 /// `fingerprints` prefix for one band: band ‖ value (8 bytes).
 pub fn fingerprint_prefix(band: u8, value: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -105,10 +116,12 @@ pub fn fingerprint_prefix(band: u8, value: u64) -> [u8; 9] {
     k
 }
 
-/// `fingerprints`: band ‖ value ‖ id → the whole fingerprint.
-pub fn fingerprint_key(band: u8, value: u64, id: &str) -> Vec<u8> {
+/// `fingerprints`: band ‖ value ‖ instant first seen ‖ id → the whole fingerprint. The instant
+/// orders a band value's entries by age, so a lookup reads the newest first: the same story
+/// reaches two feeds within days, and a crowded band value never hides recent candidates.
+pub fn fingerprint_key(band: u8, value: u64, first_seen: DateTime<Utc>, id: &str) -> Vec<u8> {
     let mut k = fingerprint_prefix(band, value).to_vec();
-    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(&time_key(first_seen, id));
     k
 }
 
@@ -175,11 +188,19 @@ mod tests {
             (1u64 << covered) - 1
         };
         assert_eq!(rebuilt, fp & mask);
-        // Any fingerprint within the threshold shares a band with the original.
-        let near = fp ^ 0b1_0000_0000_0100_0000_0001_0000_0000_0000_0000_0001_0000_0001;
-        assert!(crate::normalize::hamming(fp, near) < FINGERPRINT_BANDS);
-        assert!(fingerprint_bands(fp)
-            .zip(fingerprint_bands(near))
-            .any(|(a, b)| a == b));
+        // Any fingerprint within the threshold is found by one of the probes: here 7 bits
+        // apart, two in each of three bands and one in the last.
+        let near = fp ^ 0x0001_0003_0003_0003;
+        assert_eq!(
+            crate::normalize::hamming(fp, near),
+            crate::dedup::NEAR_DUPLICATE_MAX_DISTANCE
+        );
+        let stored: Vec<(u8, u64)> = fingerprint_bands(near).collect();
+        assert!(fingerprint_probes(fp).any(|p| stored.contains(&p)));
+        // Two bits off in every band (8 bits): no probe reaches it.
+        let far = fp ^ 0x0003_0003_0003_0003;
+        let stored: Vec<(u8, u64)> = fingerprint_bands(far).collect();
+        assert!(!fingerprint_probes(fp).any(|p| stored.contains(&p)));
+        assert_eq!(fingerprint_probes(fp).count(), 68);
     }
 }

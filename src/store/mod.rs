@@ -27,8 +27,10 @@ use std::path::Path;
 use thiserror::Error;
 
 /// The layout this build writes. 1: unversioned JSON values, no `item_time` or `fingerprints`
-/// trees. 2: version byte on values, `item_time` and `fingerprints` indexes.
-pub const SCHEMA_VERSION: u32 = 2;
+/// trees. 2: version byte on values, `item_time` and `fingerprints` indexes. 3: fingerprints
+/// over distinct word pairs, indexed in 4 bands of 16 bits (probed one bit either way) with the
+/// instant first seen in the key, newest read first (recomputed on migration).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Largest page any query returns.
 pub const MAX_PAGE: usize = 1000;
@@ -415,9 +417,13 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if found < 2 {
-            // 1 → 2: rewrite values with a version byte and build every index afresh. Each
-            // batch is idempotent, so a migration cut short simply runs again on next open.
+        if found < 3 {
+            // 1 → 2: rewrite values with a version byte and build every index afresh.
+            // 2 → 3: the fingerprint function and its band layout changed: drop the old
+            // `fingerprints` entries and recompute each item's fingerprint. Each batch is
+            // idempotent and the schema version is written last, so a migration cut short
+            // simply runs again on next open.
+            self.fingerprints.clear()?;
             let mut after: Option<sled::IVec> = None;
             loop {
                 let range = match &after {
@@ -430,7 +436,9 @@ impl Store {
                 let mut batch = Vec::with_capacity(BATCH);
                 for kv in range.take(BATCH) {
                     let (k, v) = kv?;
-                    let item: Item = decode(keys::ITEMS, &k, &v)?;
+                    let mut item: Item = decode(keys::ITEMS, &k, &v)?;
+                    item.fingerprint =
+                        crate::normalize::fingerprint_of(&item.title, &item.content_html);
                     batch.push(item);
                     after = Some(k);
                 }
@@ -532,11 +540,13 @@ impl Store {
             }
             if k.by_id.is_none() && k.by_link.is_none() && item.fingerprint != 0 {
                 let mut seen = BTreeSet::new();
-                for (band, value) in keys::fingerprint_bands(item.fingerprint) {
+                for (band, value) in keys::fingerprint_probes(item.fingerprint) {
                     let prefix = keys::fingerprint_prefix(band, value);
+                    // Newest first (the key orders a band value's entries by first seen).
                     for kv in self
                         .fingerprints
                         .scan_prefix(prefix)
+                        .rev()
                         .take(MAX_BAND_CANDIDATES)
                     {
                         let (key, fp) = kv?;
@@ -544,7 +554,11 @@ impl Store {
                         if hamming(fp, item.fingerprint) > self.policy.near_duplicate_max_distance {
                             continue;
                         }
-                        let id = key.get(prefix.len()..).unwrap_or_default().to_vec();
+                        let Some((_, id)) = key.get(prefix.len()..).and_then(keys::split_time_key)
+                        else {
+                            continue;
+                        };
+                        let id = id.into_bytes();
                         if seen.insert(id.clone()) {
                             if let Some(m) = self.meta_of(&id)? {
                                 k.near.push(m);
@@ -577,6 +591,7 @@ impl Store {
                     content_hash: item.content_hash,
                     revision: item.revision,
                     fingerprint: item.fingerprint,
+                    title: item.title,
                 })
             }
         })
@@ -1169,7 +1184,7 @@ impl Tx<'_> {
             let fp = item.fingerprint.to_be_bytes();
             for (band, value) in keys::fingerprint_bands(item.fingerprint) {
                 self.fingerprints
-                    .insert(keys::fingerprint_key(band, value, id), &fp)?;
+                    .insert(keys::fingerprint_key(band, value, item.first_seen, id), &fp)?;
             }
         }
         Ok(())
@@ -1193,8 +1208,12 @@ impl Tx<'_> {
         }
         if item.fingerprint != 0 {
             for (band, value) in keys::fingerprint_bands(item.fingerprint) {
-                self.fingerprints
-                    .remove(keys::fingerprint_key(band, value, id))?;
+                self.fingerprints.remove(keys::fingerprint_key(
+                    band,
+                    value,
+                    item.first_seen,
+                    id,
+                ))?;
             }
         }
         Ok(())

@@ -1,10 +1,18 @@
-//! Store tests that need raw sled access: the schema migration from version 1.
+//! Store tests that need raw sled access: the schema migrations.
 
 use super::*;
 use crate::item::{ContentHash, IdBasis, Label, Source};
 
 fn item(id: &str, feed: &str, label: &str, secs: i64) -> Item {
+    let title = format!("Title {id}");
+    let content_html = "<p>Ministers of the Rabat Process met in Cadiz to adopt a new action \
+        plan on migration and development between Europe and Africa, with support from the \
+        European Union and partner states.</p>"
+        .to_string();
     Item {
+        fingerprint: crate::normalize::fingerprint_of(&title, &content_html),
+        title,
+        content_html,
         id: ItemId(id.into()),
         id_basis: IdBasis::Guid,
         feed: FeedId(feed.into()),
@@ -14,9 +22,7 @@ fn item(id: &str, feed: &str, label: &str, secs: i64) -> Item {
             link: None,
         }],
         link: Some(format!("https://example.org/{id}")),
-        title: format!("Title {id}"),
         summary_text: String::new(),
-        content_html: String::new(),
         published: None,
         updated: None,
         first_seen: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
@@ -24,7 +30,6 @@ fn item(id: &str, feed: &str, label: &str, secs: i64) -> Item {
         categories: vec![],
         enclosures: vec![],
         content_hash: ContentHash(7),
-        fingerprint: 0x1234_5678_9abc_def0,
         revision: 0,
         labels: Labels {
             programmes: vec![Label {
@@ -103,6 +108,55 @@ fn migrates_schema_1_to_current() {
         .unwrap()
         .unwrap();
     assert_eq!(raw.first(), Some(&keys::VALUE_VERSION));
+}
+
+/// 2 → 3: fingerprints from the earlier function (and their band entries) are replaced by
+/// ones recomputed from each item's title and content.
+#[test]
+fn migrates_schema_2_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<Item> = (0..300)
+        .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
+        .collect();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .transaction(|tx| {
+                for i in &items {
+                    let mut stale = i.clone();
+                    stale.fingerprint = 0x1234_5678_9abc_def0;
+                    tx.write_item(&stale, None)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        store
+            .meta
+            .insert(keys::META_SCHEMA_VERSION, &2u32.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(
+        store.get(&ItemId("0007".into())).unwrap(),
+        Some(items[7].clone())
+    );
+    let stale = store
+        .fingerprints
+        .iter()
+        .filter(|kv| {
+            kv.as_ref()
+                .is_ok_and(|(_, v)| v.as_ref() == 0x1234_5678_9abc_def0u64.to_be_bytes())
+        })
+        .count();
+    assert_eq!(stale, 0, "band entries of the old fingerprints are left");
+    let v = store.verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    let mut probe = item("new", "g", "asylum", 1000);
+    probe.link = None;
+    assert!(!store.known_for(&[probe]).unwrap()[0].near.is_empty());
 }
 
 #[test]

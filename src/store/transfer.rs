@@ -217,7 +217,12 @@ impl Store {
                     if tx.items.get(item.id.0.as_bytes())?.is_some() {
                         present += 1;
                     } else {
-                        tx.write_item(item, None)?;
+                        // The fingerprint is derived data: recompute it, so an export from a
+                        // build with another fingerprint function merges like fresh items.
+                        let mut item = item.clone();
+                        item.fingerprint =
+                            crate::normalize::fingerprint_of(&item.title, &item.content_html);
+                        tx.write_item(&item, None)?;
                         added += 1;
                     }
                 }
