@@ -617,6 +617,10 @@ where
             Outcome::Sent { items, .. } => {
                 tracing::info!(subscriber = %sub.email, period = ?period, items, "digest sent")
             }
+            // Nothing new for this subscriber: expected, not a problem to warn about.
+            Outcome::SkippedEmpty => {
+                tracing::info!(subscriber = %sub.email, period = ?period, "digest empty, not sent")
+            }
             other => {
                 tracing::warn!(subscriber = %sub.email, period = ?period, outcome = ?other, "digest not sent")
             }

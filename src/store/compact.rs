@@ -187,7 +187,7 @@ pub fn compact(path: &Path) -> Result<CompactReport, StoreError> {
         report.items = old.items.len() as u64;
         let fresh = sled::Config::new()
             .path(&p.new)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(super::SLED_CACHE_BYTES)
             .open()
             .map_err(|e| StoreError::Open {
                 path: p.new.display().to_string(),
