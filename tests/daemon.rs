@@ -1,9 +1,8 @@
 //! Integration tests: `newsrelay run` as a service manager drives it (signals, reload, stop).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use crate::Daemon;
+use std::process::Command;
+use std::time::Duration;
 
 const FEED: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Daemon test</title><link>http://example.org/</link>
@@ -12,76 +11,6 @@ const FEED: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <guid>urn:test:a</guid><pubDate>Fri, 16 Aug 2019 09:22:23 +0200</pubDate>
 <description>ICMPD supports asylum capacity building.</description></item>
 </channel></rss>"#;
-
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Daemon {
-    fn start(config: &std::path::Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_newsrelay"))
-            .args(["--config", config.to_str().unwrap(), "run"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                self.seen.push(line.clone());
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-        }
-        panic!(
-            "no log line with {needle:?}; saw:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("daemon did not exit within 30 s");
-    }
-}
 
 #[test]
 fn sighup_rejects_bad_config_and_sigterm_exits_zero_after_flush() {
@@ -93,7 +22,7 @@ fn sighup_rejects_bad_config_and_sigterm_exits_zero_after_flush() {
     let cfg = dir.path().join("newsrelay.toml");
     std::fs::write(&cfg, good).unwrap();
 
-    let mut d = Daemon::start(&cfg);
+    let mut d = Daemon::start(&cfg, Some("info"));
     d.wait_for("fetch cycle done");
 
     // A broken config is rejected with its line, and the daemon keeps running.
@@ -181,7 +110,7 @@ fn daemon_sends_due_digest_and_one_click_unsubscribe_stops_further_digests() {
     )
     .unwrap();
 
-    let mut d = Daemon::start(&cfg);
+    let mut d = Daemon::start(&cfg, Some("info"));
     let line = d.wait_for("HTTP server listening");
     let addr = line
         .split("listen=")

@@ -2,11 +2,9 @@
 //! config, JSON logs with a span per feed, and `newsrelay status` over a real store (free, held
 //! by a running daemon, and held with no server answering).
 
-use std::io::{BufRead, BufReader};
+use crate::Daemon;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_newsrelay");
@@ -205,92 +203,10 @@ fn service_dir(port: u16, extra: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, cfg)
 }
 
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn wait_for(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                let hit = line.contains(needle);
-                self.seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-        }
-        let _ = self.child.kill();
-        panic!(
-            "no log line with {needle:?}; saw:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    /// SIGTERM, then every remaining line until exit; returns the exit code.
-    fn stop(&mut self) -> Option<i32> {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.seen.extend(self.lines.try_iter());
-                // The reader thread may still hold the last lines for a moment.
-                std::thread::sleep(Duration::from_millis(100));
-                self.seen.extend(self.lines.try_iter());
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "daemon did not stop in 30 s");
-            self.seen.extend(self.lines.try_iter());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn json_logs_are_one_object_per_line_with_the_feed_in_a_span() {
     let (_dir, cfg) = service_dir(free_port(), "[log]\nlevel = \"info\"\nformat = \"json\"\n");
-    let mut d = Daemon::start(&cfg);
+    let mut d = Daemon::start(&cfg, None);
     d.wait_for("fetch cycle done");
     assert_eq!(d.stop(), Some(0));
 
@@ -458,7 +374,7 @@ fn status_shows_feed_health_counts_store_size_and_next_digest() {
 fn status_asks_the_running_daemon_when_it_holds_the_store() {
     let port = free_port();
     let (_dir, cfg) = service_dir(port, "");
-    let mut d = Daemon::start(&cfg);
+    let mut d = Daemon::start(&cfg, None);
     d.wait_for("fetch cycle done");
     let out = newsrelay(&cfg, &["status"]);
     let s = text(&out.stdout);
