@@ -6,12 +6,15 @@
 //!   transaction and one flush per feed, exactly what `ingest_document` does;
 //! - `ingest (one flush total)`: the same into a group-commit store, flushed once at the end
 //!   (a fetch cycle that reports after one flush), to show the per-feed fsync's share;
+//! - `ingest (flush per 32 feeds)`: flushed after every 32 documents, as the daemon's group
+//!   commit shares one flush among the feeds of its window stored at the same time;
 //! - `re-ingest (unchanged)`: the same documents again into the filled store (every item is
 //!   looked up and skipped), the steady state of a fetch cycle.
 //!
 //! Before those, `write path only`: the store's writes alone for the same items (item, time,
-//! feed, URL and fingerprint entries, feed state), one 9-tree transaction per document against
-//! one `apply_batch` on a single prefixed tree per document, to decide the store layout.
+//! feed, URL index, feed state), one transaction per document, in schema 3's layout (four
+//! fingerprint band entries per item in a ninth tree) and schema 4's (the fingerprint in the
+//! `item_time` value, the near-duplicate index in memory).
 //!
 //! Prints items/s for each and the ratios, then runs the criterion groups.
 //! `cargo bench --bench ingest`
@@ -91,6 +94,10 @@ fn corpus() -> Vec<Doc> {
         })
         .collect()
 }
+
+/// Feeds per flush in the group-commit line: a fetch cycle's window of feeds in flight
+/// (twice the default concurrency of 16) shares its flushes the same way.
+const GROUP: usize = 32;
 
 fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
@@ -179,6 +186,20 @@ fn report(docs: &[Doc]) {
         store.flush().expect("flush");
         (r, s.elapsed())
     });
+    let (_, t_batch) = best_of(3, || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path())
+            .expect("store opens")
+            .with_group_commit();
+        let s = Instant::now();
+        let mut r = (0, 0);
+        for chunk in docs.chunks(GROUP) {
+            let (e, i) = ingest_all(&store, chunk);
+            store.flush().expect("flush");
+            r = (r.0 + e, r.1 + i);
+        }
+        (r, s.elapsed())
+    });
     println!(
         "corpus: {} documents, {:.1} MB, {entries} entries ({items} normalised), {inserted} stored as new or merged",
         docs.len(),
@@ -198,6 +219,11 @@ fn report(docs: &[Doc]) {
         per_second(entries, t_group),
         t_group.as_secs_f64() / t_parse.as_secs_f64(),
         100.0 * (1.0 - t_group.as_secs_f64() / t_ingest.as_secs_f64())
+    );
+    println!(
+        "ingest (flush per {GROUP} feeds)  {t_batch:>10.2?}  {:>10.0} items/s  ({:.2}x the parse+normalize time; the daemon's group commit)",
+        per_second(entries, t_batch),
+        t_batch.as_secs_f64() / t_parse.as_secs_f64(),
     );
     println!(
         "re-ingest (unchanged)     {t_reingest:>10.2?}  {again:>10.0} items/s  ({:.2}x the parse+normalize time)",
@@ -233,106 +259,115 @@ fn normalised(docs: &[Doc]) -> Vec<(String, Vec<newsrelay::item::Item>)> {
 type Write = (usize, Vec<u8>, Vec<u8>);
 
 /// The write pattern of one item: (key space, key, value) for the item and its index entries.
-fn item_writes(feed: &str, item: &newsrelay::item::Item) -> Vec<Write> {
+/// `band_entries`: schema 3's four fingerprint band entries in their own tree (with an empty
+/// `item_time` value); otherwise schema 4's fingerprint in the `item_time` value.
+fn item_writes(feed: &str, item: &newsrelay::item::Item, band_entries: bool) -> Vec<Write> {
     use newsrelay::store::keys;
     let id = item.id.0.as_str();
+    let fp = item.fingerprint.to_be_bytes().to_vec();
     let mut w = vec![
         (
             0,
             id.as_bytes().to_vec(),
             keys::encode_value(item).expect("encodes"),
         ),
-        (1, keys::time_key(item.first_seen, id), vec![]),
+        (
+            1,
+            keys::time_key(item.first_seen, id),
+            if band_entries { vec![] } else { fp.clone() },
+        ),
         (2, keys::scoped_time_key(feed, item.first_seen, id), vec![]),
     ];
     if let Some(l) = &item.link {
         w.push((4, l.as_bytes().to_vec(), id.as_bytes().to_vec()));
     }
-    for (band, value) in keys::fingerprint_bands(item.fingerprint) {
-        w.push((
-            5,
-            keys::fingerprint_key(band, value, item.first_seen, id),
-            item.fingerprint.to_be_bytes().to_vec(),
-        ));
+    if band_entries {
+        for (band, value) in keys::fingerprint_bands(item.fingerprint) {
+            let mut k = vec![band];
+            k.extend_from_slice(&value.to_be_bytes());
+            k.extend_from_slice(&keys::time_key(item.first_seen, id));
+            w.push((5, k, fp.clone()));
+        }
     }
     w
 }
 
-/// Micro-benchmark of the store's write path alone, same items, one flush at the end: one
-/// sled transaction over 9 trees per feed document (schema 2) against one `apply_batch` on a
-/// single tree with a one-byte key-space prefix per feed document (a layout considered, not taken).
-fn write_paths(docs: &[Doc]) {
+/// The writes of every document, one sled transaction per document over the trees, one
+/// flush at the end; returns the time taken.
+fn transaction_per_document(writes: &[Vec<Write>], trees: usize) -> Duration {
     use sled::Transactional;
-    let feeds = normalised(docs);
-    let writes: Vec<Vec<Write>> = feeds
-        .iter()
-        .map(|(f, items)| {
-            let mut w: Vec<_> = items.iter().flat_map(|i| item_writes(f, i)).collect();
-            w.push((6, f.as_bytes().to_vec(), b"state".to_vec()));
-            w
-        })
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sled::open(dir.path()).expect("sled opens");
+    let t: Vec<sled::Tree> = (0..9)
+        .map(|t| db.open_tree(format!("t{t}")).expect("tree"))
         .collect();
-    let n: usize = feeds.iter().map(|(_, i)| i.len()).sum();
-    let (_, t_tx) = best_of(3, || {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = sled::open(dir.path()).expect("sled opens");
-        let trees: Vec<sled::Tree> = (0..9)
-            .map(|t| db.open_tree(format!("t{t}")).expect("tree"))
-            .collect();
-        let s = Instant::now();
-        for doc in &writes {
-            let set = (
-                &trees[0], &trees[1], &trees[2], &trees[3], &trees[4], &trees[5], &trees[6],
-                &trees[7], &trees[8],
-            );
-            set.transaction(|(t0, t1, t2, t3, t4, t5, t6, t7, t8)| {
-                let tx = [t0, t1, t2, t3, t4, t5, t6, t7, t8];
-                for (space, k, v) in doc {
-                    if *space == 0 && tx[0].get(k)?.is_some() {
-                        continue;
-                    }
-                    tx[*space].insert(k.as_slice(), v.as_slice())?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .expect("transaction");
-        }
-        db.flush().expect("flush");
-        ((), s.elapsed())
-    });
-    let (_, t_batch) = best_of(3, || {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = sled::open(dir.path()).expect("sled opens");
-        let tree = db.open_tree("data").expect("tree");
-        let s = Instant::now();
-        for doc in &writes {
-            let mut b = sled::Batch::default();
+    let s = Instant::now();
+    for doc in writes {
+        let run = |tx: &[&sled::transaction::TransactionalTree]| {
             for (space, k, v) in doc {
-                let mut key = Vec::with_capacity(k.len() + 1);
-                key.push(*space as u8);
-                key.extend_from_slice(k);
-                if *space == 0 && tree.get(&key).expect("get").is_some() {
+                if *space == 0 && tx[0].get(k)?.is_some() {
                     continue;
                 }
-                b.insert(key, v.as_slice());
+                // Schema 4 has no tree 5: its transaction spans 8 trees.
+                let at = if trees == 8 && *space > 5 {
+                    *space - 1
+                } else {
+                    *space
+                };
+                tx[at].insert(k.as_slice(), v.as_slice())?;
             }
-            tree.apply_batch(b).expect("batch");
+            Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+        };
+        if trees == 9 {
+            (
+                &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &t[7], &t[8],
+            )
+                .transaction(|(a, b, c, d, e, f, g, h, i)| run(&[a, b, c, d, e, f, g, h, i]))
+                .expect("transaction");
+        } else {
+            (&t[0], &t[1], &t[2], &t[3], &t[4], &t[6], &t[7], &t[8])
+                .transaction(|(a, b, c, d, e, g, h, i)| run(&[a, b, c, d, e, g, h, i]))
+                .expect("transaction");
         }
-        db.flush().expect("flush");
-        ((), s.elapsed())
-    });
+    }
+    db.flush().expect("flush");
+    s.elapsed()
+}
+
+/// Micro-benchmark of the store's write path alone, same items, one flush at the end, one
+/// transaction per feed document: schema 3 (four fingerprint band entries per item in a ninth
+/// tree) against schema 4 (the fingerprint in the `item_time` value, eight trees).
+fn write_paths(docs: &[Doc]) {
+    let feeds = normalised(docs);
+    let layout = |band_entries: bool| -> Vec<Vec<Write>> {
+        feeds
+            .iter()
+            .map(|(f, items)| {
+                let mut w: Vec<_> = items
+                    .iter()
+                    .flat_map(|i| item_writes(f, i, band_entries))
+                    .collect();
+                w.push((6, f.as_bytes().to_vec(), b"state".to_vec()));
+                w
+            })
+            .collect()
+    };
+    let (schema3, schema4) = (layout(true), layout(false));
+    let n: usize = feeds.iter().map(|(_, i)| i.len()).sum();
+    let (_, t3) = best_of(3, || ((), transaction_per_document(&schema3, 9)));
+    let (_, t4) = best_of(3, || ((), transaction_per_document(&schema4, 8)));
     println!(
-        "write path only ({n} items, {} documents, one flush at the end):",
+        "write path only ({n} items, {} documents, one transaction each, one flush at the end):",
         feeds.len()
     );
     println!(
-        "  9-tree transaction per document  {t_tx:>10.2?}  {:>10.0} items/s",
-        per_second(n, t_tx)
+        "  schema 3 (band entries, 9 trees)  {t3:>10.2?}  {:>10.0} items/s",
+        per_second(n, t3)
     );
     println!(
-        "  one apply_batch per document     {t_batch:>10.2?}  {:>10.0} items/s  ({:.2}x the transaction's speed)",
-        per_second(n, t_batch),
-        t_tx.as_secs_f64() / t_batch.as_secs_f64()
+        "  schema 4 (fingerprint in item_time, 8 trees) {t4:>10.2?}  {:>10.0} items/s  ({:.2}x schema 3)",
+        per_second(n, t4),
+        t3.as_secs_f64() / t4.as_secs_f64()
     );
 }
 

@@ -13,6 +13,7 @@ pub const ITEM_TIME: &str = "item_time";
 pub const FEED_TIME: &str = "feed_time";
 pub const LABEL_TIME: &str = "label_time";
 pub const URL_INDEX: &str = "url_index";
+/// Schema 3's near-duplicate band entries; dropped by the migration to schema 4.
 pub const FINGERPRINTS: &str = "fingerprints";
 pub const FEED_STATE: &str = "feed_state";
 pub const TOMBSTONES: &str = "tombstones";
@@ -35,7 +36,7 @@ pub const SEP: u8 = 0;
 /// `2 × FINGERPRINT_BANDS - 1` = 7 bits apart differ in at most one bit in at least one band
 /// (pigeonhole), so the probes find every pair within the dedup threshold, while 16-bit band
 /// values keep each probe to the few entries that really share it (one item in 65,536).
-/// Changing it changes the `fingerprints` layout (a schema change).
+/// It is the layout of the in-memory near-duplicate index (`store::near`), rebuilt on open.
 pub const FINGERPRINT_BANDS: u32 = 4;
 const _: () = assert!(2 * FINGERPRINT_BANDS > crate::dedup::NEAR_DUPLICATE_MAX_DISTANCE);
 
@@ -108,21 +109,15 @@ pub fn fingerprint_probes(fp: u64) -> impl Iterator<Item = (u8, u64)> {
     })
 }
 
-/// `fingerprints` prefix for one band: band ‖ value (8 bytes).
-pub fn fingerprint_prefix(band: u8, value: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = band;
-    k[1..].copy_from_slice(&value.to_be_bytes());
-    k
+/// `item_time` value: the item's fingerprint (8 bytes, big-endian).
+pub fn encode_fingerprint(fp: u64) -> [u8; 8] {
+    fp.to_be_bytes()
 }
 
-/// `fingerprints`: band ‖ value ‖ instant first seen ‖ id → the whole fingerprint. The instant
-/// orders a band value's entries by age, so a lookup reads the newest first: the same story
-/// reaches two feeds within days, and a crowded band value never hides recent candidates.
-pub fn fingerprint_key(band: u8, value: u64, first_seen: DateTime<Utc>, id: &str) -> Vec<u8> {
-    let mut k = fingerprint_prefix(band, value).to_vec();
-    k.extend_from_slice(&time_key(first_seen, id));
-    k
+/// Reads an `item_time` value; an empty or malformed one (schema 3 and older) reads as 0, no
+/// fingerprint.
+pub fn decode_fingerprint(v: &[u8]) -> u64 {
+    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 /// `tombstones`: `i` ‖ id, and `u` ‖ canonical URL.

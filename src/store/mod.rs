@@ -9,6 +9,7 @@
 
 mod compact;
 pub mod keys;
+mod near;
 mod stats;
 mod transfer;
 
@@ -17,7 +18,6 @@ pub use transfer::{ExportReport, ImportProgress, ImportReport};
 
 use crate::dedup::{Intent, Known, Policy, StoredMeta};
 use crate::item::{FeedId, FeedState, Item, ItemId, Labels};
-use crate::normalize::hamming;
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -29,8 +29,10 @@ use thiserror::Error;
 /// The layout this build writes. 1: unversioned JSON values, no `item_time` or `fingerprints`
 /// trees. 2: version byte on values, `item_time` and `fingerprints` indexes. 3: fingerprints
 /// over distinct word pairs, indexed in 4 bands of 16 bits (probed one bit either way) with the
-/// instant first seen in the key, newest read first (recomputed on migration).
-pub const SCHEMA_VERSION: u32 = 3;
+/// instant first seen in the key, newest read first (recomputed on migration). 4: no
+/// `fingerprints` tree; each `item_time` entry carries its item's fingerprint, from which the
+/// near-duplicate index is built in memory ([`near`]).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Largest page any query returns.
 pub const MAX_PAGE: usize = 1000;
@@ -245,6 +247,18 @@ pub struct Integrity {
     pub problems: Vec<String>,
 }
 
+/// The fields of a stored [`Item`] that dedup decides with.
+#[derive(Deserialize)]
+struct MetaView {
+    id: ItemId,
+    feed: FeedId,
+    sources: Vec<crate::item::Source>,
+    content_hash: crate::item::ContentHash,
+    revision: u32,
+    fingerprint: u64,
+    title: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tombstone {
     purged_at: DateTime<Utc>,
@@ -266,12 +280,16 @@ pub struct Store {
     feed_time: sled::Tree,
     label_time: sled::Tree,
     url_index: sled::Tree,
-    fingerprints: sled::Tree,
     feed_state: sled::Tree,
     tombstones: sled::Tree,
     digest_ledger: sled::Tree,
     meta: sled::Tree,
     policy: Policy,
+    /// Near-duplicate candidates by fingerprint band, built from `item_time` on first use and
+    /// updated after every committed write ([`near`]).
+    near: std::sync::Mutex<near::NearIndex>,
+    /// Coalesces concurrent flushes ([`Store::sync`]).
+    syncer: GroupSync,
     /// Flush after every `apply`, `put_feed_state` and `purge_expired` (the default). Off in
     /// group-commit mode, where the caller flushes once before reporting anything stored.
     flush_each: bool,
@@ -284,7 +302,6 @@ struct Tx<'a> {
     feed_time: &'a TransactionalTree,
     label_time: &'a TransactionalTree,
     url_index: &'a TransactionalTree,
-    fingerprints: &'a TransactionalTree,
     feed_state: &'a TransactionalTree,
     tombstones: &'a TransactionalTree,
     meta: &'a TransactionalTree,
@@ -361,7 +378,6 @@ impl Store {
             feed_time: t(keys::FEED_TIME)?,
             label_time: t(keys::LABEL_TIME)?,
             url_index: t(keys::URL_INDEX)?,
-            fingerprints: t(keys::FINGERPRINTS)?,
             feed_state: t(keys::FEED_STATE)?,
             tombstones: t(keys::TOMBSTONES)?,
             digest_ledger: t(keys::DIGEST_LEDGER)?,
@@ -369,6 +385,8 @@ impl Store {
             db,
             policy: Policy::default(),
             flush_each: true,
+            near: Default::default(),
+            syncer: GroupSync::default(),
         };
         store.migrate()?;
         Ok(store)
@@ -383,10 +401,10 @@ impl Store {
         self
     }
 
-    /// Flushes unless in group-commit mode.
+    /// Makes the writes so far durable unless in group-commit mode ([`Store::sync`]).
     fn commit(&self) -> Result<(), StoreError> {
         if self.flush_each {
-            self.flush()
+            self.sync()
         } else {
             Ok(())
         }
@@ -423,13 +441,13 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if found < 3 {
+        if found < 4 {
             // 1 → 2: rewrite values with a version byte and build every index afresh.
-            // 2 → 3: the fingerprint function and its band layout changed: drop the old
-            // `fingerprints` entries and recompute each item's fingerprint. Each batch is
-            // idempotent and the schema version is written last, so a migration cut short
-            // simply runs again on next open.
-            self.fingerprints.clear()?;
+            // 2 → 3: the fingerprint function changed: recompute each item's fingerprint.
+            // 3 → 4: the fingerprint moves from the `fingerprints` band entries into the
+            // item's `item_time` value, and the `fingerprints` tree is dropped. Every item is
+            // rewritten with its indexes; each batch is idempotent and the schema version is
+            // written last, so a migration cut short simply runs again on next open.
             let mut after: Option<sled::IVec> = None;
             loop {
                 let range = match &after {
@@ -443,8 +461,10 @@ impl Store {
                 for kv in range.take(BATCH) {
                     let (k, v) = kv?;
                     let mut item: Item = decode(keys::ITEMS, &k, &v)?;
-                    item.fingerprint =
-                        crate::normalize::fingerprint_of(&item.title, &item.content_html);
+                    if found < 3 {
+                        item.fingerprint =
+                            crate::normalize::fingerprint_of(&item.title, &item.content_html);
+                    }
                     batch.push(item);
                     after = Some(k);
                 }
@@ -458,6 +478,7 @@ impl Store {
                     Ok(())
                 })?;
             }
+            self.db.drop_tree(keys::FINGERPRINTS)?;
         }
         if found != SCHEMA_VERSION || self.meta.get(keys::META_SCHEMA_VERSION)?.is_none() {
             self.meta
@@ -473,6 +494,14 @@ impl Store {
         Ok(())
     }
 
+    /// Makes every write this thread finished before the call durable, sharing the flush with
+    /// other threads that sync at the same time: a caller waits for a flush that started after
+    /// its call (or starts one), so feeds stored concurrently pay for one fsync together
+    /// instead of one each (docs/store.md).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.syncer.sync(|| self.flush())
+    }
+
     fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let trees = (
             &self.items,
@@ -480,30 +509,18 @@ impl Store {
             &self.feed_time,
             &self.label_time,
             &self.url_index,
-            &self.fingerprints,
             &self.feed_state,
             &self.tombstones,
             &self.meta,
         );
         Ok(trees.transaction(
-            |(
-                items,
-                item_time,
-                feed_time,
-                label_time,
-                url_index,
-                fingerprints,
-                feed_state,
-                tombstones,
-                meta,
-            )| {
+            |(items, item_time, feed_time, label_time, url_index, feed_state, tombstones, meta)| {
                 f(&Tx {
                     items,
                     item_time,
                     feed_time,
                     label_time,
                     url_index,
-                    fingerprints,
                     feed_state,
                     tombstones,
                     meta,
@@ -519,15 +536,11 @@ impl Store {
     /// tombstones), for [`crate::dedup::decide`].
     pub fn known_for(&self, items: &[Item]) -> Result<Vec<Known>, StoreError> {
         let mut out = Vec::with_capacity(items.len());
+        // Most stores have purged nothing: one look instead of two per item.
+        let any_tombstones = !self.tombstones.is_empty();
         for item in items {
             let mut k = Known {
-                tombstoned: self
-                    .tombstones
-                    .contains_key(keys::tombstone_id_key(&item.id.0))?
-                    || match &item.link {
-                        Some(l) => self.tombstones.contains_key(keys::tombstone_url_key(l))?,
-                        None => false,
-                    },
+                tombstoned: any_tombstones && self.is_tombstoned(&item.id, item.link.as_deref())?,
                 ..Default::default()
             };
             if k.tombstoned {
@@ -545,31 +558,9 @@ impl Store {
                 }
             }
             if k.by_id.is_none() && k.by_link.is_none() && item.fingerprint != 0 {
-                let mut seen = BTreeSet::new();
-                for (band, value) in keys::fingerprint_probes(item.fingerprint) {
-                    let prefix = keys::fingerprint_prefix(band, value);
-                    // Newest first (the key orders a band value's entries by first seen).
-                    for kv in self
-                        .fingerprints
-                        .scan_prefix(prefix)
-                        .rev()
-                        .take(MAX_BAND_CANDIDATES)
-                    {
-                        let (key, fp) = kv?;
-                        let fp = fp.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-                        if hamming(fp, item.fingerprint) > self.policy.near_duplicate_max_distance {
-                            continue;
-                        }
-                        let Some((_, id)) = key.get(prefix.len()..).and_then(keys::split_time_key)
-                        else {
-                            continue;
-                        };
-                        let id = id.into_bytes();
-                        if seen.insert(id.clone()) {
-                            if let Some(m) = self.meta_of(&id)? {
-                                k.near.push(m);
-                            }
-                        }
+                for id in self.near_candidates(item.fingerprint)? {
+                    if let Some(m) = self.meta_of(id.as_bytes())? {
+                        k.near.push(m);
                     }
                 }
             }
@@ -578,11 +569,70 @@ impl Store {
         Ok(out)
     }
 
+    /// The near-duplicate index, built from `item_time` on first use. A poisoned lock (a
+    /// panic while it was held) leaves an index that may be half updated: it is rebuilt.
+    fn near_index(&self) -> Result<std::sync::MutexGuard<'_, near::NearIndex>, StoreError> {
+        let mut ix = self.near.lock().unwrap_or_else(|poisoned| {
+            let mut ix = poisoned.into_inner();
+            ix.reset();
+            ix
+        });
+        if !ix.is_loaded() {
+            for kv in self.item_time.iter() {
+                let (k, v) = kv?;
+                let Some((t, id)) = keys::split_time_key(&k) else {
+                    continue;
+                };
+                ix.upsert(&id, keys::decode_fingerprint(&v), t.timestamp_micros());
+            }
+            ix.mark_loaded();
+        }
+        Ok(ix)
+    }
+
+    /// Ids of stored items whose fingerprint is within the dedup distance of `fingerprint`.
+    fn near_candidates(&self, fingerprint: u64) -> Result<Vec<String>, StoreError> {
+        Ok(self.near_index()?.candidates(
+            fingerprint,
+            self.policy.near_duplicate_max_distance,
+            MAX_BAND_CANDIDATES,
+        ))
+    }
+
+    /// Brings the near-duplicate index up to date after a committed write (a no-op while it is
+    /// not built: the build reads the committed store).
+    fn near_written(&self, written: &[Written]) {
+        let mut ix = self.near.lock().unwrap_or_else(|p| p.into_inner());
+        if ix.is_loaded() {
+            for w in written {
+                ix.upsert(&w.id, w.fingerprint, w.first_seen);
+            }
+        }
+    }
+
+    /// Drops purged items from the near-duplicate index.
+    fn near_removed(&self, items: &[Item]) {
+        let mut ix = self.near.lock().unwrap_or_else(|p| p.into_inner());
+        if ix.is_loaded() {
+            for item in items {
+                ix.remove(&item.id.0);
+            }
+        }
+    }
+
+    /// Items in the near-duplicate index (built on demand); for tests and status.
+    pub fn near_index_len(&self) -> Result<usize, StoreError> {
+        Ok(self.near_index()?.len())
+    }
+
+    /// What dedup needs of a stored item, read without materialising its content, authors,
+    /// enclosures or labels (serde skips them): a re-fetched feed looks up every one of its
+    /// items, and decoding whole items was the larger part of that.
     fn meta_of(&self, id: &[u8]) -> Result<Option<StoredMeta>, StoreError> {
         Ok(match self.items.get(id)? {
             None => None,
             Some(v) => {
-                let item: Item = decode(keys::ITEMS, id, &v)?;
+                let item: MetaView = decode(keys::ITEMS, id, &v)?;
                 Some(StoredMeta {
                     source_feeds: item.sources.iter().map(|s| s.feed.clone()).collect(),
                     source_entries: item
@@ -612,8 +662,9 @@ impl Store {
         state: Option<&FeedState>,
     ) -> Result<ApplyReport, StoreError> {
         let state_value = state.map(encode).transpose()?;
-        let report = self.transaction(|tx| {
+        let (report, written) = self.transaction(|tx| {
             let mut r = ApplyReport::default();
+            let mut written = Vec::with_capacity(intents.len());
             for intent in intents {
                 match intent {
                     Intent::Insert(item) => {
@@ -622,6 +673,7 @@ impl Store {
                             continue;
                         }
                         tx.write_item(item, None)?;
+                        written.push(Written::of(item));
                         r.inserted += 1;
                         r.inserted_ids.push(item.id.clone());
                     }
@@ -637,10 +689,12 @@ impl Store {
                                 }
                             }
                             tx.write_item(&new, Some(&old))?;
+                            written.push(Written::of(&new));
                             r.updated += 1;
                         }
                         None => {
                             tx.write_item(item, None)?;
+                            written.push(Written::of(item));
                             r.inserted += 1;
                             r.inserted_ids.push(item.id.clone());
                         }
@@ -660,16 +714,19 @@ impl Store {
             if let Some(v) = &state_value {
                 tx.feed_state.insert(feed.0.as_bytes(), v.as_slice())?;
             }
-            Ok(r)
+            Ok((r, written))
         })?;
+        self.near_written(&written);
         self.commit()?;
         Ok(report)
     }
 
-    /// Stores a feed's state and flushes (unless in group-commit mode).
+    /// Stores a feed's state. It is durable with the next flush or sync: a state lost to a
+    /// crash costs one more conditional request, never an item (items are synced by
+    /// [`Store::apply`] before their feed's state says they were fetched).
     pub fn put_feed_state(&self, feed: &FeedId, state: &FeedState) -> Result<(), StoreError> {
         self.feed_state.insert(feed.0.as_bytes(), encode(state)?)?;
-        self.commit()
+        Ok(())
     }
 
     /// Purges this feed's items first stored before `now - retention`, leaving tombstones (id
@@ -722,6 +779,7 @@ impl Store {
                 }
                 Ok(())
             })?;
+            self.near_removed(&batch);
             purged += batch.len();
         }
         if purged > 0 {
@@ -1073,11 +1131,16 @@ impl Store {
                     ),
                 );
             }
-            if !self
+            match self
                 .item_time
-                .contains_key(keys::time_key(item.first_seen, &item.id.0))?
+                .get(keys::time_key(item.first_seen, &item.id.0))?
             {
-                note(&mut r, format!("item {} missing from item_time", item.id));
+                None => note(&mut r, format!("item {} missing from item_time", item.id)),
+                Some(v) if keys::decode_fingerprint(&v) != item.fingerprint => note(
+                    &mut r,
+                    format!("item_time entry of {} holds another fingerprint", item.id),
+                ),
+                Some(_) => {}
             }
             if !self.feed_time.contains_key(keys::scoped_time_key(
                 &item.feed.0,
@@ -1142,6 +1205,71 @@ impl Store {
     }
 }
 
+/// What the near-duplicate index needs of an item written in a transaction.
+struct Written {
+    id: String,
+    fingerprint: u64,
+    first_seen: i64,
+}
+
+impl Written {
+    fn of(item: &Item) -> Written {
+        Written {
+            id: item.id.0.clone(),
+            fingerprint: item.fingerprint,
+            first_seen: item.first_seen.timestamp_micros(),
+        }
+    }
+}
+
+/// Group commit: threads that need their writes durable at the same time share one flush.
+/// Each caller takes a ticket after its writes; a flush covers every ticket taken before it
+/// started. A caller returns once a flush that covers its ticket has finished, starting one
+/// itself when none is running. A failed flush covers nothing: its waiters try again.
+#[derive(Default)]
+struct GroupSync {
+    state: std::sync::Mutex<SyncState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Tickets handed out so far.
+    issued: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    flushing: bool,
+}
+
+impl GroupSync {
+    fn sync(&self, flush: impl Fn() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let lock = || self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = lock();
+        st.issued += 1;
+        let ticket = st.issued;
+        loop {
+            if st.durable >= ticket {
+                return Ok(());
+            }
+            if !st.flushing {
+                st.flushing = true;
+                let covers = st.issued;
+                drop(st);
+                let result = flush();
+                st = lock();
+                st.flushing = false;
+                if result.is_ok() {
+                    st.durable = st.durable.max(covers);
+                }
+                self.done.notify_all();
+                result?;
+                continue;
+            }
+            st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// Every label id of an item, owned (for the per-label change counts of a relabel pass).
 fn owned_names(labels: &Labels) -> BTreeSet<String> {
     labels.all_ids().map(str::to_string).collect()
@@ -1171,8 +1299,10 @@ impl Tx<'_> {
         let id = item.id.0.as_str();
         let value = encode(item).map_err(abort)?;
         self.items.insert(id.as_bytes(), value)?;
-        self.item_time
-            .insert(keys::time_key(item.first_seen, id), &[])?;
+        self.item_time.insert(
+            keys::time_key(item.first_seen, id),
+            &keys::encode_fingerprint(item.fingerprint),
+        )?;
         for f in source_feeds(item) {
             self.feed_time
                 .insert(keys::scoped_time_key(f, item.first_seen, id), &[])?;
@@ -1184,13 +1314,6 @@ impl Tx<'_> {
         if let Some(link) = &item.link {
             if self.url_index.get(link.as_bytes())?.is_none() {
                 self.url_index.insert(link.as_bytes(), id.as_bytes())?;
-            }
-        }
-        if item.fingerprint != 0 {
-            let fp = item.fingerprint.to_be_bytes();
-            for (band, value) in keys::fingerprint_bands(item.fingerprint) {
-                self.fingerprints
-                    .insert(keys::fingerprint_key(band, value, item.first_seen, id), &fp)?;
             }
         }
         Ok(())
@@ -1210,16 +1333,6 @@ impl Tx<'_> {
         if let Some(link) = &item.link {
             if self.url_index.get(link.as_bytes())?.as_deref() == Some(id.as_bytes()) {
                 self.url_index.remove(link.as_bytes())?;
-            }
-        }
-        if item.fingerprint != 0 {
-            for (band, value) in keys::fingerprint_bands(item.fingerprint) {
-                self.fingerprints.remove(keys::fingerprint_key(
-                    band,
-                    value,
-                    item.first_seen,
-                    id,
-                ))?;
             }
         }
         Ok(())

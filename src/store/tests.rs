@@ -144,19 +144,109 @@ fn migrates_schema_2_fingerprints() {
         Some(items[7].clone())
     );
     let stale = store
-        .fingerprints
+        .item_time
         .iter()
         .filter(|kv| {
             kv.as_ref()
                 .is_ok_and(|(_, v)| v.as_ref() == 0x1234_5678_9abc_def0u64.to_be_bytes())
         })
         .count();
-    assert_eq!(stale, 0, "band entries of the old fingerprints are left");
+    assert_eq!(stale, 0, "the old fingerprints are left in item_time");
+    assert!(
+        !store
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == keys::FINGERPRINTS.as_bytes()),
+        "the schema 3 band tree is dropped"
+    );
     let v = store.verify().unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     let mut probe = item("new", "g", "asylum", 1000);
     probe.link = None;
     assert!(!store.known_for(&[probe]).unwrap()[0].near.is_empty());
+}
+
+/// 3 → 4: the fingerprint moves from the band tree into the `item_time` values, the band
+/// tree is dropped, and near-duplicate lookups still find the migrated items.
+#[test]
+fn migrates_schema_3_band_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<Item> = (0..300)
+        .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
+        .collect();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .transaction(|tx| {
+                for i in &items {
+                    tx.write_item(i, None)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // Schema 3: empty item_time values, band entries in their own tree.
+        for kv in store.item_time.iter() {
+            let (k, _) = kv.unwrap();
+            store.item_time.insert(k, &[]).unwrap();
+        }
+        let bands = store.db.open_tree(keys::FINGERPRINTS).unwrap();
+        bands.insert(b"band entry", &[1u8; 8]).unwrap();
+        store
+            .meta
+            .insert(keys::META_SCHEMA_VERSION, &3u32.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+        assert!(!store.verify().unwrap().problems.is_empty());
+    }
+    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let v = store.verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert!(!store
+        .db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == keys::FINGERPRINTS.as_bytes()));
+    assert_eq!(store.near_index_len().unwrap(), 300);
+    let mut probe = item("new", "g", "asylum", 1000);
+    probe.link = None;
+    assert!(!store.known_for(&[probe]).unwrap()[0].near.is_empty());
+}
+
+/// Concurrent syncs share flushes, and each returns only after a flush that began after it
+/// was called.
+#[test]
+fn group_sync_covers_every_caller() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let sync = GroupSync::default();
+    let flushes = AtomicU64::new(0);
+    // Each thread "writes" (bumps `written`), then syncs; a flush records how many writes it
+    // covered. After sync returns, the last completed flush must cover the caller's write.
+    let written = AtomicU64::new(0);
+    let covered = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                    sync.sync(|| {
+                        let upto = written.load(Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        flushes.fetch_add(1, Ordering::SeqCst);
+                        covered.fetch_max(upto, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .unwrap();
+                    assert!(covered.load(Ordering::SeqCst) >= mine);
+                }
+            });
+        }
+    });
+    let n = flushes.load(Ordering::SeqCst);
+    assert!(n < 400, "{n} flushes for 400 syncs: none shared");
+    assert!(n > 0);
 }
 
 #[test]

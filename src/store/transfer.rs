@@ -210,8 +210,9 @@ impl Store {
                 _ => None,
             })
             .collect::<Result<_, _>>()?;
-        let (added, present) = self.transaction(|tx| {
+        let (added, present, written) = self.transaction(|tx| {
             let (mut added, mut present) = (0u64, 0u64);
+            let mut written = Vec::new();
             for rec in batch {
                 if let Record::Item { item } = rec {
                     if tx.items.get(item.id.0.as_bytes())?.is_some() {
@@ -223,6 +224,7 @@ impl Store {
                         item.fingerprint =
                             crate::normalize::fingerprint_of(&item.title, &item.content_html);
                         tx.write_item(&item, None)?;
+                        written.push(super::Written::of(&item));
                         added += 1;
                     }
                 }
@@ -233,8 +235,9 @@ impl Store {
             for (k, v) in &tomb_values {
                 tx.tombstones.insert(k.as_slice(), v.as_slice())?;
             }
-            Ok((added, present))
+            Ok((added, present, written))
         })?;
+        self.near_written(&written);
         self.flush()?;
         r.items_added += added;
         r.items_present += present;

@@ -1,0 +1,196 @@
+//! The near-duplicate index, held in memory and rebuilt from `item_time` when first needed.
+//!
+//! In: (id, fingerprint, instant first seen) of every stored item, read once from the
+//! `item_time` values, then kept current by the store after each committed write or purge.
+//! Out: the ids of stored items whose fingerprint may be within the dedup threshold of a new
+//! one, newest first per probe. It holds no item text and writes nothing to disk; it must
+//! never disagree with the committed store for longer than the call that committed (the store
+//! updates it under the same lock it reads it with), and never return an unbounded list.
+//!
+//! The lookup is the one the `fingerprints` tree of schema 3 answered with 68 sled range
+//! scans per new item: the fingerprint cut into [`keys::FINGERPRINT_BANDS`] bands of 16 bits,
+//! each band's value and the 16 values one bit away probed. In memory a probe is one hash
+//! lookup, and an item costs no sled write for its bands (docs/store.md has the figures).
+
+use super::keys;
+use std::collections::HashMap;
+
+/// One indexed item.
+struct Slot {
+    id: Box<str>,
+    fingerprint: u64,
+    first_seen: i64,
+}
+
+/// Band key: band number in the high bits, band value below.
+fn band_key(band: u8, value: u64) -> u32 {
+    (u32::from(band) << 16) | (value as u32 & 0xffff)
+}
+
+#[derive(Default)]
+pub(super) struct NearIndex {
+    loaded: bool,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    by_id: HashMap<Box<str>, u32>,
+    /// Band key → slots, oldest first seen first.
+    bands: HashMap<u32, Vec<u32>>,
+}
+
+impl NearIndex {
+    pub(super) fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Marks the index complete (after the caller inserted every stored item).
+    pub(super) fn mark_loaded(&mut self) {
+        self.loaded = true;
+    }
+
+    /// Forgets everything; the next lookup rebuilds from the store.
+    pub(super) fn reset(&mut self) {
+        *self = NearIndex::default();
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Adds or replaces the entry of `id`. A zero fingerprint (no text) is not indexed.
+    pub(super) fn upsert(&mut self, id: &str, fingerprint: u64, first_seen: i64) {
+        if let Some(&at) = self.by_id.get(id) {
+            match self.slots.get(at as usize).and_then(Option::as_ref) {
+                Some(s) if s.fingerprint == fingerprint && s.first_seen == first_seen => return,
+                _ => self.remove(id),
+            }
+        }
+        if fingerprint == 0 {
+            return;
+        }
+        let slot = Slot {
+            id: id.into(),
+            fingerprint,
+            first_seen,
+        };
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.slots[at as usize] = Some(slot);
+                at
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(id.into(), at);
+        for (band, value) in keys::fingerprint_bands(fingerprint) {
+            let list = self.bands.entry(band_key(band, value)).or_default();
+            // Keep each list in order of first seen (then id), so a probe reads newest first.
+            let pos = list.partition_point(|&other| {
+                self.slots
+                    .get(other as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|o| (o.first_seen, &*o.id) <= (first_seen, id))
+            });
+            list.insert(pos, at);
+        }
+    }
+
+    pub(super) fn remove(&mut self, id: &str) {
+        let Some(at) = self.by_id.remove(id) else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(at as usize).and_then(Option::take) else {
+            return;
+        };
+        for (band, value) in keys::fingerprint_bands(slot.fingerprint) {
+            let key = band_key(band, value);
+            if let Some(list) = self.bands.get_mut(&key) {
+                list.retain(|&s| s != at);
+                if list.is_empty() {
+                    self.bands.remove(&key);
+                }
+            }
+        }
+        self.free.push(at);
+    }
+
+    /// Ids of items whose fingerprint is within `max_distance` bits of `fingerprint`: every
+    /// probe in turn, each band value's entries newest first, at most `per_probe` entries
+    /// read per probe, each id once.
+    pub(super) fn candidates(
+        &self,
+        fingerprint: u64,
+        max_distance: u32,
+        per_probe: usize,
+    ) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (band, value) in keys::fingerprint_probes(fingerprint) {
+            let Some(list) = self.bands.get(&band_key(band, value)) else {
+                continue;
+            };
+            for &at in list.iter().rev().take(per_probe) {
+                let Some(slot) = self.slots.get(at as usize).and_then(Option::as_ref) else {
+                    continue;
+                };
+                if (slot.fingerprint ^ fingerprint).count_ones() > max_distance {
+                    continue;
+                }
+                if !out.iter().any(|o| **o == *slot.id) {
+                    out.push(slot.id.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_near_fingerprints_newest_first_and_forgets_removed() {
+        let mut ix = NearIndex::default();
+        let fp = 0x0123_4567_89ab_cdefu64;
+        // Both one bit off in the top band: they share the low bands' values exactly, so the
+        // first probe lists them, newest first.
+        ix.upsert("old", fp ^ (1 << 63), 10);
+        ix.upsert("new", fp ^ (1 << 62), 20);
+        ix.upsert("far", fp ^ 0x0003_0003_0003_0003, 30);
+        ix.upsert("empty", 0, 40);
+        assert_eq!(ix.len(), 3);
+        assert_eq!(ix.candidates(fp, 7, 256), vec!["new", "old"]);
+        // A replaced fingerprint moves the entry.
+        ix.upsert("far", fp, 50);
+        assert_eq!(ix.candidates(fp, 7, 256), vec!["far", "new", "old"]);
+        ix.remove("new");
+        assert_eq!(ix.candidates(fp, 7, 256), vec!["far", "old"]);
+        // The freed slot is reused without confusing the lists.
+        ix.upsert("again", fp ^ (1 << 61), 5);
+        assert_eq!(ix.candidates(fp, 7, 256), vec!["far", "old", "again"]);
+        ix.remove("missing");
+        assert_eq!(ix.len(), 3);
+    }
+
+    #[test]
+    fn a_probe_reads_at_most_its_limit_newest_first() {
+        let mut ix = NearIndex::default();
+        let fp = 0x0f0f_0f0f_0f0f_0f0fu64;
+        for (n, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            ix.upsert(id, fp, n as i64);
+        }
+        // Every probe that matches lists the same four items: two per probe, newest first.
+        assert_eq!(ix.candidates(fp, 7, 2), vec!["d", "c"]);
+    }
+
+    #[test]
+    fn every_fingerprint_within_the_threshold_is_found() {
+        let mut ix = NearIndex::default();
+        let fp = 0xdead_beef_f00d_cafeu64;
+        // 7 bits apart: two in each of three bands, one in the last.
+        ix.upsert("near", fp ^ 0x0001_0003_0003_0003, 1);
+        ix.upsert("eight", fp ^ 0x0003_0003_0003_0003, 2);
+        assert_eq!(ix.candidates(fp, 7, 256), vec!["near"]);
+    }
+}
