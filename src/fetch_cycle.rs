@@ -133,12 +133,14 @@ pub async fn run_cycle(
     // slot busy while the finished ones are stored. Feeds are taken host by host in turn, so
     // a window is not filled by feeds waiting on one host's limit.
     let window = cx.fetcher.concurrency().saturating_mul(2).max(1);
+    let ingest_slots = Arc::new(tokio::sync::Semaphore::new(ingest_parallelism()));
     let mut pending = interleave_by_host(feeds).into_iter();
     let mut tasks = JoinSet::new();
     let spawn = |tasks: &mut JoinSet<FeedReport>, feed: FeedSettings| {
         let cx = cx.clone();
+        let slots = ingest_slots.clone();
         let span = tracing::info_span!("feed", feed = %feed.id);
-        tasks.spawn(async move { run_feed(&cx, feed).await }.instrument(span));
+        tasks.spawn(async move { run_feed(&cx, feed, &slots).await }.instrument(span));
     };
     for feed in pending.by_ref().take(window) {
         spawn(&mut tasks, feed);
@@ -161,6 +163,10 @@ pub async fn run_cycle(
         report.feeds.push(feed_report);
     }
     report.feeds.sort_by(|a, b| a.feed.cmp(&b.feed));
+    // The feed states recorded since the last sync.
+    if let Err(e) = cx.store.sync() {
+        tracing::error!(error = %e, "cannot flush the feed states of the cycle");
+    }
     report.elapsed = started.elapsed();
     let failing = cx
         .store
@@ -170,6 +176,17 @@ pub async fn run_cycle(
     cx.metrics.feeds_failing.store(failing as u64, Relaxed);
     cx.metrics.fetch_cycles.fetch_add(1, Relaxed);
     report
+}
+
+/// Fetched bodies parsed and stored at once: one per core (at most 4). Parsing and storing
+/// are CPU work; more at once than there are cores only kept more parsed documents and more
+/// unflushed sled values alive. Measured on the 2,000-feed first cycle (2 cores): 16 feeds
+/// storing at once peaked at 178 MB against 100 MB one at a time, in the same time.
+fn ingest_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// The feeds reordered so that consecutive feeds are on different hosts where possible: the
@@ -202,7 +219,11 @@ fn interleave_by_host(feeds: Vec<FeedSettings>) -> Vec<FeedSettings> {
 }
 
 /// Fetches, ingests and records one feed. Never panics; every failure is in the report.
-pub async fn run_feed(cx: &CycleContext, feed: FeedSettings) -> FeedReport {
+pub async fn run_feed(
+    cx: &CycleContext,
+    feed: FeedSettings,
+    ingest_slots: &tokio::sync::Semaphore,
+) -> FeedReport {
     let started = Instant::now();
     let feed_id = FeedId(feed.id.clone());
     let state = match cx.store.feed_state(&feed_id) {
@@ -231,6 +252,9 @@ pub async fn run_feed(cx: &CycleContext, feed: FeedSettings) -> FeedReport {
             let meta = fetched.meta.clone();
             // The blocking thread logs under this feed's span too.
             let span = tracing::Span::current();
+            // A closed semaphore cannot happen (it lives as long as the cycle); without a
+            // permit the feed is still ingested.
+            let _slot = ingest_slots.acquire().await.ok();
             let joined = tokio::task::spawn_blocking(move || {
                 span.in_scope(|| ingest_fetched(&store, &feed_for_task, &body, &meta, &labeler))
             })
@@ -357,11 +381,11 @@ fn record_state(
                 .and_then(|d| now.checked_add_signed(d));
         }
     }
-    if let Err(e) = cx
-        .store
-        .put_feed_state(&feed_id, &state)
-        .and_then(|_| cx.store.flush())
-    {
+    // Not flushed here: the items this state speaks for were synced when stored, and the
+    // state is made durable with the next sync or at the end of the cycle (a state lost to a
+    // crash costs one more conditional request). An all-304 cycle of 2,000 feeds paid 2,000
+    // fsyncs for it.
+    if let Err(e) = cx.store.put_feed_state(&feed_id, &state) {
         tracing::error!(error = %e, "cannot record feed state");
     }
     state.next_check
