@@ -1427,6 +1427,124 @@ async fn store_backed_consecutive_digests_deliver_each_item_once() {
     assert!(htmls[0].contains("Day one asylum") && htmls[1].contains("Day two late"));
 }
 
+#[tokio::test]
+async fn store_backed_first_digest_covers_its_period_then_each_item_once() {
+    // A new subscriber's first digest holds the items of its first period only, however much
+    // the store holds from before; the digests after it start where it ended. Many subscribers
+    // in other zones and at other times, with other filters, read windows of the same store
+    // in the same run, each digest as the whole window would give it.
+    let dir = tempfile::tempdir().unwrap();
+    let key = DigestKey::new(b"first digest window secret .......");
+    let names = DisplayNames::default();
+    let mut cfg = settings(false);
+    cfg.max_items = 3;
+    let ctx = context(&cfg, &key, &names);
+    // 800 items, one every 10 minutes from 5 March to 10 March.
+    let start = t("2026-03-05T00:05:00Z");
+    let items: Vec<Item> = (0..800)
+        .map(|n| {
+            let programme = ["asylum", "mtm", "mieux"][n % 3];
+            let mut i = item(
+                &format!("h{n:04}"),
+                &format!("History {n}"),
+                &[programme],
+                &[],
+                "2026-03-05T00:00:00Z",
+            );
+            i.first_seen = start + Duration::minutes(10 * n as i64);
+            i.published = Some(i.first_seen - Duration::minutes((n % 5) as i64 * 25));
+            i
+        })
+        .collect();
+    let store = store_with(dir.path(), &items);
+    let mut subs = vec![subscriber("nina@example.org", &["asylum"], &[])];
+    for (n, tz) in [
+        chrono_tz::UTC,
+        chrono_tz::America::Bogota,
+        chrono_tz::Asia::Tokyo,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for m in 0..8u32 {
+            let mut s = subscriber(
+                &format!("zone{n}-{m}@example.org"),
+                &[["asylum", "mtm", "mieux"][(m % 3) as usize]],
+                &[],
+            );
+            s.timezone = tz;
+            s.at = (6, 7 * m);
+            if m % 4 == 0 {
+                s.programmes.clear();
+            }
+            subs.push(s);
+        }
+    }
+    let ledger_dir = dir.path().join("ledger");
+    let ledgers = FileLedger::new(&ledger_dir).unwrap();
+    let mail = dir.path().join("mail");
+    let mailer = DirMailer::new(&mail).unwrap();
+    let now = t("2026-03-09T07:30:00Z");
+    let r = run_digests(&ctx, &subs, &store, &ledgers, &mailer, now, false).await;
+    assert_eq!(r.sent(), subs.len(), "{r:?}");
+    assert_eq!(r.failed(), 0, "{r:?}");
+    for s in &subs {
+        let ledger = ledgers.load(&s.email).unwrap();
+        let d = ledger.last_sent.as_ref().expect("sent");
+        // One period back from the period due, not the whole store.
+        let schedule = DigestSchedule::from_subscriber(s);
+        let due = schedule.latest_due(now).unwrap();
+        assert_eq!(d.until, due.due);
+        assert_eq!(
+            d.since,
+            Some(schedule.previous(&due).unwrap().due),
+            "{}",
+            s.email
+        );
+        // What the whole window gives: the newest 3 matching items by display date.
+        let mut want: Vec<&Item> = items
+            .iter()
+            .filter(|i| d.since.is_none_or(|a| i.first_seen > a) && i.first_seen <= d.until)
+            .filter(|i| newsrelay::digest::matches(s, i))
+            .collect();
+        want.sort_by(|a, b| {
+            b.display_date()
+                .cmp(&a.display_date())
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let mut want: Vec<String> = want.iter().take(3).map(|i| i.id.0.clone()).collect();
+        let mut got: Vec<String> = d.item_ids.iter().map(|i| i.0.clone()).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{}", s.email);
+    }
+    let nina = ledgers.load("nina@example.org").unwrap();
+    let first = nina.last_sent.unwrap();
+    assert_eq!(first.since, Some(t("2026-03-08T07:00:00Z")));
+    assert_eq!(first.item_ids.len(), 3);
+
+    // The next day: the new digest starts where the first ended, and nothing repeats.
+    let r = run_digests(
+        &ctx,
+        &subs[..1],
+        &store,
+        &ledgers,
+        &mailer,
+        t("2026-03-10T07:30:00Z"),
+        false,
+    )
+    .await;
+    assert_eq!(r.sent(), 1, "{r:?}");
+    let second = ledgers.load("nina@example.org").unwrap().last_sent.unwrap();
+    assert_eq!(second.since, Some(first.until));
+    assert!(second
+        .item_ids
+        .iter()
+        .all(|id| !first.item_ids.contains(id)));
+    let previews = std::fs::read_dir(&mail).unwrap().count();
+    assert_eq!(previews, subs.len() + 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The commands.
 

@@ -17,7 +17,7 @@ pub use mailer::{DirMailer, Mailer, RetryPolicy, SendError, SmtpMailer, SmtpOpti
 pub use render::{
     build_content, compose, matches, render_html, render_parts, render_text, subject,
     DigestContent, DigestEntry, DigestFrame, DigestGroup, DisplayNames, MessageFacts,
-    PreparedEntry, PreparedWindow, RenderedParts, TextStyle,
+    PreparedEntry, PreparedWindow, RenderedParts, Selection, TextStyle, WindowBuilder,
 };
 
 use crate::config::{DigestSettings, SubscriberSettings};
@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 /// A digest error, one readable line naming the subscriber or file concerned.
@@ -213,12 +213,26 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Where a digest's items come from: the store's items by first-stored time.
 pub trait DigestItems {
-    /// Items first stored after `after` (None: from the beginning) and at or before `until`.
+    /// Hands `visit` each item first stored after `after` (None: from the beginning) and at
+    /// or before `until`, one at a time, so a caller keeps only what it needs.
+    fn visit_first_stored_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        visit: &mut dyn FnMut(Item),
+    ) -> Result<(), DigestError>;
+
+    /// The same items collected (tests, tools; a digest run reads windows through
+    /// [`DigestItems::visit_first_stored_between`]).
     fn first_stored_between(
         &self,
         after: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
-    ) -> Result<Vec<Item>, DigestError>;
+    ) -> Result<Vec<Item>, DigestError> {
+        let mut out = Vec::new();
+        self.visit_first_stored_between(after, until, &mut |i| out.push(i))?;
+        Ok(out)
+    }
 }
 
 /// Where ledgers are kept, keyed by lower-cased email ([`FileLedger`] in the `digest/ledger/`
@@ -229,20 +243,22 @@ pub trait LedgerStore {
     fn save(&self, email: &str, ledger: &SubscriberLedger) -> Result<(), DigestError>;
 }
 
-/// The most items one digest window reads from the store; the newest are kept (a digest
+/// The most items one digest window reads from the store: the newest first stored (a digest
 /// shows at most `digest.max_items` of them anyway).
 pub const MAX_WINDOW_ITEMS: usize = 20_000;
 
 impl DigestItems for crate::store::Store {
     /// Walks the store's time index newest first from `until`, page by page with an exact
-    /// cursor, and stops at `after` or at [`MAX_WINDOW_ITEMS`].
-    fn first_stored_between(
+    /// cursor, and stops at `after` or at [`MAX_WINDOW_ITEMS`]. One page of items is in
+    /// memory at a time.
+    fn visit_first_stored_between(
         &self,
         after: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
-    ) -> Result<Vec<Item>, DigestError> {
+        visit: &mut dyn FnMut(Item),
+    ) -> Result<(), DigestError> {
         use crate::store::{Cursor, Scope, MAX_PAGE};
-        let mut out = Vec::new();
+        let mut visited = 0usize;
         // The index has microsecond keys: start just past `until`, compare exactly below.
         let mut cursor = Cursor {
             first_seen: until + chrono::Duration::microseconds(1),
@@ -253,30 +269,33 @@ impl DigestItems for crate::store::Store {
                 .latest(&Scope::All, Some(&cursor), MAX_PAGE)
                 .map_err(|e| DigestError::Store(e.to_string()))?;
             let oldest = page.items.last().map(|i| i.first_seen);
-            out.extend(
-                page.items
-                    .into_iter()
-                    .filter(|i| i.first_seen <= until && after.is_none_or(|a| i.first_seen > a))
-                    .map(without_body),
-            );
+            for item in page.items {
+                if visited >= MAX_WINDOW_ITEMS {
+                    break;
+                }
+                if item.first_seen <= until && after.is_none_or(|a| item.first_seen > a) {
+                    visit(without_body(item));
+                    visited += 1;
+                }
+            }
             let past_start = match (after, oldest) {
                 (Some(a), Some(o)) => o < a,
                 _ => false,
             };
             match page.next {
-                Some(next) if !past_start && out.len() < MAX_WINDOW_ITEMS => cursor = next,
+                Some(next) if !past_start && visited < MAX_WINDOW_ITEMS => cursor = next,
                 _ => break,
             }
         }
-        out.truncate(MAX_WINDOW_ITEMS);
-        Ok(out)
+        Ok(())
     }
 }
 
 /// A digest shows an item's title, summary, link, source, date and labels, never its full
 /// content, so the content is dropped as each item is read. One preview over a 20,000-item
-/// window peaked at 265 MB resident with it and 229 MB without; most of the rest is sled
-/// paging the items in (docs/fetch.md).
+/// window peaked at 265 MB resident with it and 229 MB without; with windows built a page at
+/// a time for their subscribers, 127 MB, nearly all of it sled's cache of the nodes read
+/// (docs/fetch.md).
 fn without_body(mut item: Item) -> Item {
     item.content_html = String::new();
     item.authors = Vec::new();
@@ -289,17 +308,17 @@ fn without_body(mut item: Item) -> Item {
 pub struct MemoryItems(pub Vec<Item>);
 
 impl DigestItems for MemoryItems {
-    fn first_stored_between(
+    fn visit_first_stored_between(
         &self,
         after: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
-    ) -> Result<Vec<Item>, DigestError> {
-        Ok(self
-            .0
+        visit: &mut dyn FnMut(Item),
+    ) -> Result<(), DigestError> {
+        self.0
             .iter()
             .filter(|i| after.is_none_or(|a| i.first_seen > a) && i.first_seen <= until)
-            .cloned()
-            .collect())
+            .for_each(|i| visit(i.clone()));
+        Ok(())
     }
 }
 
@@ -553,34 +572,134 @@ pub fn render_open_digest<'w>(
     Ok((compose(&facts, parts)?, content))
 }
 
-/// Prepared windows of one run, keyed by (since, until): subscribers on the same schedule
-/// share one store read and one preparation.
+/// A digest window: items first stored after `since` (None: from the beginning) up to and
+/// including `until`.
+type WindowKey = (Option<DateTime<Utc>>, DateTime<Utc>);
+
+/// Most prepared entries the window cache of one run holds, over all its windows. A window is
+/// built for a group of selections small enough that `selections × max_items` stays within
+/// it, so one window never holds more; older windows are dropped to make room.
+pub const WINDOW_ENTRY_BUDGET: usize = 20_000;
+
+/// Prepared windows of one run. Before the run, [`WindowCache::plan`] notes which selections
+/// (subscriber filters) each window will serve; a window is then read once, a page at a time,
+/// keeping only the entries those selections can show, and shared by their subscribers. It is
+/// dropped when no subscriber planned for it is left to come, or to stay within the budget.
 struct WindowCache<'a, I> {
     items: &'a I,
     names: &'a DisplayNames,
-    windows: HashMap<(Option<DateTime<Utc>>, DateTime<Utc>), PreparedWindow>,
+    max_items: usize,
+    budget: usize,
+    /// Per window, the selections planned for it and how many of their subscribers are still
+    /// to come.
+    plan: HashMap<WindowKey, Vec<(Selection, usize)>>,
+    /// Oldest first.
+    cached: Vec<CachedWindow>,
 }
 
-/// Windows kept at once; distinct windows come from distinct schedules, so this is rarely hit.
-const MAX_CACHED_WINDOWS: usize = 64;
+struct CachedWindow {
+    key: WindowKey,
+    selections: Vec<Selection>,
+    window: Arc<PreparedWindow>,
+}
 
-impl<I: DigestItems> WindowCache<'_, I> {
+impl<'a, I: DigestItems> WindowCache<'a, I> {
+    fn new(items: &'a I, names: &'a DisplayNames, max_items: usize, budget: usize) -> Self {
+        WindowCache {
+            items,
+            names,
+            max_items,
+            budget,
+            plan: HashMap::new(),
+            cached: Vec::new(),
+        }
+    }
+
+    /// Notes that `sub` will ask for the window (since, until).
+    fn plan(&mut self, key: WindowKey, sub: &SubscriberSettings) {
+        let selection = Selection::of(sub);
+        let planned = self.plan.entry(key).or_default();
+        match planned.iter_mut().find(|(s, _)| *s == selection) {
+            Some((_, n)) => *n += 1,
+            None => planned.push((selection, 1)),
+        }
+    }
+
+    /// Entries held by the cached windows.
+    fn held(&self) -> usize {
+        self.cached.iter().map(|c| c.window.len()).sum()
+    }
+
+    /// True while a subscriber planned for `key` with one of `selections` is still to come.
+    fn wanted(&self, key: &WindowKey, selections: &[Selection]) -> bool {
+        self.plan.get(key).is_some_and(|planned| {
+            planned
+                .iter()
+                .any(|(s, n)| *n > 0 && selections.contains(s))
+        })
+    }
+
+    /// The window (since, until) prepared for `sub`'s selection.
     fn get(
         &mut self,
         since: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
-    ) -> Result<&PreparedWindow, DigestError> {
-        if !self.windows.contains_key(&(since, until)) {
-            if self.windows.len() >= MAX_CACHED_WINDOWS {
-                self.windows.clear();
-            }
-            let items = self.items.first_stored_between(since, until)?;
-            let window = PreparedWindow::new(&items, self.names);
-            self.windows.insert((since, until), window);
+        sub: &SubscriberSettings,
+    ) -> Result<Arc<PreparedWindow>, DigestError> {
+        let key = (since, until);
+        let selection = Selection::of(sub);
+        if let Some((_, n)) = self
+            .plan
+            .get_mut(&key)
+            .and_then(|p| p.iter_mut().find(|(s, _)| *s == selection))
+        {
+            *n = n.saturating_sub(1);
         }
-        self.windows
-            .get(&(since, until))
-            .ok_or_else(|| DigestError::Store("prepared window vanished".into()))
+        if let Some(pos) = self
+            .cached
+            .iter()
+            .position(|c| c.key == key && c.window.covers(sub, self.max_items))
+        {
+            let window = Arc::clone(&self.cached[pos].window);
+            if !self.wanted(&key, &self.cached[pos].selections) {
+                self.cached.remove(pos);
+            }
+            return Ok(window);
+        }
+        // This selection and others still to come for the window, as many as fit the
+        // budget with `max_items` entries each.
+        let per_window = (self.budget / self.max_items.max(1)).max(1);
+        let others: Vec<Selection> = self
+            .plan
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(|(s, n)| *n > 0 && *s != selection)
+            .take(per_window - 1)
+            .map(|(s, _)| s.clone())
+            .collect();
+        let mut selections = vec![selection];
+        selections.extend(others);
+        // Make room before reading, for as much as the new window can hold: oldest first.
+        let most = selections
+            .len()
+            .saturating_mul(self.max_items)
+            .min(MAX_WINDOW_ITEMS);
+        while !self.cached.is_empty() && self.held() + most > self.budget {
+            self.cached.remove(0);
+        }
+        let mut builder = WindowBuilder::new(selections.clone(), self.max_items, self.names);
+        self.items
+            .visit_first_stored_between(since, until, &mut |item| builder.offer(item))?;
+        let window = Arc::new(builder.finish());
+        if self.wanted(&key, &selections) {
+            self.cached.push(CachedWindow {
+                key,
+                selections,
+                window: Arc::clone(&window),
+            });
+        }
+        Ok(window)
     }
 }
 
@@ -613,11 +732,25 @@ where
     M: Mailer,
 {
     let mut report = RunReport::default();
-    let mut windows = WindowCache {
+    let mut windows = WindowCache::new(
         items,
-        names: ctx.names,
-        windows: HashMap::new(),
-    };
+        ctx.names,
+        ctx.settings.max_items,
+        WINDOW_ENTRY_BUDGET,
+    );
+    // Which subscribers need which window, from a copy of each ledger: nothing is saved.
+    // A ledger that changes before its subscriber's turn only costs a window read for it.
+    for sub in subscribers {
+        let Ok(mut ledger) = ledgers.load(&sub.email) else {
+            continue;
+        };
+        let schedule = DigestSchedule::from_subscriber(sub);
+        if let NextDigest::Send { .. } = ledger.next(&schedule, now, force, |_| String::new()) {
+            if let Some(d) = ledger.open_digest() {
+                windows.plan((d.since, d.until), sub);
+            }
+        }
+    }
     for sub in subscribers {
         let (period, outcome) =
             match deliver_one(ctx, sub, &mut windows, ledgers, mailer, now, force).await {
@@ -675,8 +808,8 @@ where
         return Ok((None, Outcome::NotDue));
     };
     let period = Some(delivery.period.clone());
-    let window = windows.get(delivery.since, delivery.until)?;
-    let (message, content) = render_open_digest(ctx, sub, &delivery, window, now)?;
+    let window = windows.get(delivery.since, delivery.until, sub)?;
+    let (message, content) = render_open_digest(ctx, sub, &delivery, &window, now)?;
     if content.is_empty() && !ctx.settings.send_empty && !resend {
         ledger.mark_skipped_empty()?;
         ledgers.save(&sub.email, &ledger)?;
@@ -859,5 +992,240 @@ async fn run_configured_with(
             )
             .await)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Frequency;
+    use crate::item::{ContentHash, FeedId, IdBasis, Label, Labels};
+    use chrono::Duration;
+
+    const PROGRAMMES: [&str; 4] = ["asylum", "mtm", "mieux", "eu"];
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn item(n: usize, first_seen: DateTime<Utc>) -> Item {
+        let label = |id: &str| Label {
+            id: id.to_string(),
+            score: 0.9,
+            why: Vec::new(),
+        };
+        Item {
+            id: ItemId(format!("i{n:05}")),
+            id_basis: IdBasis::Guid,
+            feed: FeedId("f".into()),
+            sources: Vec::new(),
+            link: Some(format!("https://example.org/{n}")),
+            title: format!("Story {n}"),
+            summary_text: format!("Summary {n}"),
+            content_html: "<p>body</p>".repeat(50),
+            // Display dates out of first-stored order, some equal, some without a date.
+            published: (n % 7 != 0).then(|| first_seen - Duration::minutes((n % 13) as i64 * 97)),
+            updated: None,
+            first_seen,
+            authors: Vec::new(),
+            categories: Vec::new(),
+            enclosures: Vec::new(),
+            content_hash: ContentHash(n as u64),
+            fingerprint: n as u64,
+            revision: 0,
+            labels: Labels {
+                programmes: vec![label(PROGRAMMES[n % 4])],
+                initiatives: Vec::new(),
+                regions: if n % 3 == 0 {
+                    vec![label("turkey")]
+                } else {
+                    Vec::new()
+                },
+                taxonomy_version: 1,
+            },
+        }
+    }
+
+    fn sub(n: usize, programmes: &[&str], regions: &[&str]) -> SubscriberSettings {
+        SubscriberSettings {
+            email: format!("s{n}@example.org"),
+            name: None,
+            programmes: programmes.iter().map(|s| s.to_string()).collect(),
+            initiatives: Vec::new(),
+            regions: regions.iter().map(|s| s.to_string()).collect(),
+            frequency: Frequency::Daily,
+            at: (8, 0),
+            weekday: chrono::Weekday::Mon,
+            timezone: chrono_tz::Europe::Vienna,
+        }
+    }
+
+    fn store_with(dir: &Path, items: &[Item]) -> crate::store::Store {
+        let store = crate::store::Store::open(&dir.join("db")).unwrap();
+        let intents: Vec<crate::dedup::Intent> = items
+            .iter()
+            .map(|i| crate::dedup::Intent::Insert(Box::new(i.clone())))
+            .collect();
+        for chunk in intents.chunks(500) {
+            store.apply(&FeedId("f".into()), chunk, None).unwrap();
+        }
+        store
+    }
+
+    /// (group ids, item ids, omitted) of a subscriber's digest.
+    fn digest_of(
+        s: &SubscriberSettings,
+        w: &PreparedWindow,
+        max_items: usize,
+    ) -> (Vec<String>, Vec<String>, usize) {
+        let c = build_content(s, w, &DisplayNames::default(), max_items);
+        (
+            c.groups.iter().map(|g| g.id.clone()).collect(),
+            c.item_ids().map(str::to_string).collect(),
+            c.omitted,
+        )
+    }
+
+    #[test]
+    fn window_cache_stays_within_budget_and_gives_what_the_whole_window_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = t("2026-03-08T00:00:00Z");
+        // 1,500 items over a day, three on each instant.
+        let items: Vec<Item> = (0..1500)
+            .map(|n| item(n, start + Duration::seconds(180 * (n / 3) as i64)))
+            .collect();
+        let store = store_with(dir.path(), &items);
+        let names = DisplayNames::default();
+        let (max_items, budget) = (7, 30);
+        let mut cache = WindowCache::new(&store, &names, max_items, budget);
+        // 24 windows (distinct starts, as for subscribers in many zones or at many times),
+        // each for six selections: the budget fits four selections of 7 entries per window.
+        let selections: Vec<SubscriberSettings> = vec![
+            sub(0, &[], &[]),
+            sub(1, &["asylum"], &[]),
+            sub(2, &["mtm", "eu"], &[]),
+            sub(3, &["eu", "mtm"], &["turkey"]),
+            sub(4, &[], &["turkey"]),
+            sub(5, &["mieux"], &[]),
+        ];
+        let until = t("2026-03-09T01:00:00Z");
+        let windows: Vec<WindowKey> = (0..24)
+            .map(|h| {
+                let since = (h > 0).then(|| start + Duration::minutes(37 * h));
+                (since, until)
+            })
+            .collect();
+        let mut plan = Vec::new();
+        for (w, key) in windows.iter().enumerate() {
+            for (k, s) in selections.iter().enumerate() {
+                // Two subscribers of each selection in each window.
+                for copy in 0..2 {
+                    let mut s = s.clone();
+                    s.email = format!("w{w}-s{k}-{copy}@example.org");
+                    cache.plan(*key, &s);
+                    plan.push((*key, s));
+                }
+            }
+        }
+        // Ask in an order that interleaves windows.
+        plan.sort_by_key(|(k, s)| (s.email.ends_with("-1@example.org"), *k));
+        let mut whole_windows: HashMap<WindowKey, PreparedWindow> = HashMap::new();
+        let mut reads_checked = 0;
+        for (key, s) in &plan {
+            let w = cache.get(key.0, key.1, s).unwrap();
+            assert!(w.covers(s, max_items));
+            assert!(
+                w.len() <= 4 * max_items,
+                "window holds {} entries for at most four selections",
+                w.len()
+            );
+            assert!(
+                cache.held() <= budget,
+                "cache holds {} > {budget}",
+                cache.held()
+            );
+            let whole = whole_windows.entry(*key).or_insert_with(|| {
+                PreparedWindow::new(&store.first_stored_between(key.0, key.1).unwrap(), &names)
+            });
+            assert!(
+                whole.len() > 10 * w.len(),
+                "the whole window is much larger: {} against {}",
+                whole.len(),
+                w.len()
+            );
+            assert_eq!(
+                digest_of(s, &w, max_items),
+                digest_of(s, whole, max_items),
+                "{} over {key:?}",
+                s.email
+            );
+            reads_checked += 1;
+        }
+        assert_eq!(reads_checked, 24 * 6 * 2);
+        assert_eq!(
+            cache.held(),
+            0,
+            "every window dropped after its last subscriber"
+        );
+    }
+
+    #[test]
+    fn window_builder_keeps_each_selections_first_items_and_counts_the_rest() {
+        let start = t("2026-03-08T00:00:00Z");
+        let mut items: Vec<Item> = (0..400)
+            .map(|n| item(n, start + Duration::seconds(60 * n as i64)))
+            .collect();
+        // The same entry twice (equal date and id) counts once, as in a whole window.
+        items.push(items[10].clone());
+        let names = DisplayNames::default();
+        let subs = [
+            sub(0, &[], &[]),
+            sub(1, &["asylum"], &["turkey"]),
+            sub(2, &["nothing-matches"], &[]),
+        ];
+        let whole = PreparedWindow::new(&items, &names);
+        for max_items in [0, 1, 5, 200, 1000] {
+            let mut b = WindowBuilder::new(subs.iter().map(Selection::of), max_items, &names);
+            for i in items.iter().rev() {
+                b.offer(i.clone());
+                assert!(b.held() <= 2 * max_items);
+            }
+            let w = b.finish();
+            for s in &subs {
+                assert!(w.covers(s, max_items));
+                assert_eq!(digest_of(s, &w, max_items), digest_of(s, &whole, max_items));
+            }
+            assert!(!w.covers(&sub(3, &["mtm"], &[]), max_items));
+            assert!(!w.covers(&subs[0], max_items + 1));
+        }
+    }
+
+    #[test]
+    fn store_window_visits_the_same_items_as_it_collects() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = t("2026-03-08T00:00:00Z");
+        let items: Vec<Item> = (0..2100)
+            .map(|n| item(n, start + Duration::seconds(30 * (n / 2) as i64)))
+            .collect();
+        let store = store_with(dir.path(), &items);
+        let after = start + Duration::minutes(100);
+        let until = start + Duration::minutes(900);
+        let mut seen = Vec::new();
+        store
+            .visit_first_stored_between(Some(after), until, &mut |i| {
+                assert!(i.content_html.is_empty(), "content dropped as read");
+                seen.push(i.id.0);
+            })
+            .unwrap();
+        let mut want: Vec<String> = items
+            .iter()
+            .filter(|i| i.first_seen > after && i.first_seen <= until)
+            .map(|i| i.id.0.clone())
+            .collect();
+        want.sort();
+        let mut got = seen.clone();
+        got.sort();
+        assert_eq!(got, want);
+        assert!(want.len() > crate::store::MAX_PAGE);
     }
 }

@@ -155,9 +155,23 @@ pub struct PreparedEntry {
 
 /// The items of one digest window, prepared once and shared by every subscriber whose
 /// digest covers that window. Newest first, one entry per item id.
+///
+/// Made either from all of the window's items ([`PreparedWindow::new`]) or, a page of the
+/// store at a time, from only the entries some of its subscribers can be shown
+/// ([`WindowBuilder`]); the latter also remembers how many items matched each selection, so
+/// the "N more items" line stays what the whole window would say.
 #[derive(Debug, Clone, Default)]
 pub struct PreparedWindow {
     entries: Vec<PreparedEntry>,
+    /// For a window built for some selections only: the items of the whole window that
+    /// matched each of them, and the `max_items` the entries were kept for.
+    selected: Option<Selected>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Selected {
+    matched: Vec<(Selection, usize)>,
+    max_items: usize,
 }
 
 impl PreparedWindow {
@@ -171,6 +185,7 @@ impl PreparedWindow {
         sorted.dedup_by(|a, b| a.id == b.id);
         PreparedWindow {
             entries: sorted.into_iter().map(|i| prepare(i, names)).collect(),
+            selected: None,
         }
     }
     pub fn len(&self) -> usize {
@@ -178,6 +193,184 @@ impl PreparedWindow {
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// True when [`build_content`] for `sub` with `max_items` gives from this window what it
+    /// gives from the whole window: always for a whole window, and for a selective one when
+    /// it was built for the subscriber's selection and at least as many items.
+    pub fn covers(&self, sub: &SubscriberSettings, max_items: usize) -> bool {
+        match &self.selected {
+            None => true,
+            Some(sel) => {
+                max_items <= sel.max_items && sel.matched_for(&Selection::of(sub)).is_some()
+            }
+        }
+    }
+}
+
+impl Selected {
+    fn matched_for(&self, selection: &Selection) -> Option<usize> {
+        self.matched
+            .iter()
+            .find(|(s, _)| s == selection)
+            .map(|(_, n)| *n)
+    }
+}
+
+/// The part of a subscriber that decides which items its digest shows: its programme,
+/// initiative and region filters, sorted and without repeats (matching ignores their order).
+/// Subscribers with equal selections see the same entries of a window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Selection {
+    programmes: Vec<String>,
+    initiatives: Vec<String>,
+    regions: Vec<String>,
+}
+
+impl Selection {
+    pub fn of(sub: &SubscriberSettings) -> Self {
+        let norm = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v.dedup();
+            v
+        };
+        Selection {
+            programmes: norm(&sub.programmes),
+            initiatives: norm(&sub.initiatives),
+            regions: norm(&sub.regions),
+        }
+    }
+
+    fn matches(&self, labels: &Labels) -> bool {
+        filters_match(&self.programmes, &self.initiatives, &self.regions, labels)
+    }
+}
+
+/// Where an item sorts in a window: newest display date first, then by id.
+type EntryKey = (std::cmp::Reverse<DateTime<Utc>>, String);
+
+/// Builds a [`PreparedWindow`] from a window's items offered one at a time, holding only the
+/// entries some selection can show: for each selection, the first `max_items` matching items
+/// in window order, and a count of all that matched. What it holds is at most
+/// `selections × max_items` items whatever the window's size, and the window it makes gives
+/// each of those selections the same digest as the whole window would.
+#[derive(Debug)]
+pub struct WindowBuilder<'n> {
+    names: &'n DisplayNames,
+    max_items: usize,
+    selections: Vec<SelectionState>,
+    /// The items kept by at least one selection, with how many keep each.
+    held: std::collections::BTreeMap<EntryKey, (Item, usize)>,
+    /// Every entry offered, so one offered twice counts once, as in a whole window. One key
+    /// per item of the window (about 100 bytes: 2 MB for 20,000 items).
+    seen: std::collections::HashSet<EntryKey>,
+}
+
+#[derive(Debug)]
+struct SelectionState {
+    selection: Selection,
+    matched: usize,
+    kept: std::collections::BTreeSet<EntryKey>,
+}
+
+impl<'n> WindowBuilder<'n> {
+    pub fn new(
+        selections: impl IntoIterator<Item = Selection>,
+        max_items: usize,
+        names: &'n DisplayNames,
+    ) -> Self {
+        let mut list: Vec<Selection> = selections.into_iter().collect();
+        list.sort();
+        list.dedup();
+        WindowBuilder {
+            names,
+            max_items,
+            selections: list
+                .into_iter()
+                .map(|selection| SelectionState {
+                    selection,
+                    matched: 0,
+                    kept: Default::default(),
+                })
+                .collect(),
+            held: Default::default(),
+            seen: Default::default(),
+        }
+    }
+
+    /// Offers one item of the window (in any order). An item equal in display date and id to
+    /// one offered before is the same entry and is left out.
+    pub fn offer(&mut self, item: Item) {
+        let key: EntryKey = (std::cmp::Reverse(item.display_date()), item.id.0.clone());
+        if !self.seen.insert(key.clone()) {
+            return;
+        }
+        let WindowBuilder {
+            max_items,
+            selections,
+            held,
+            ..
+        } = self;
+        let mut keepers = 0usize;
+        for s in selections.iter_mut() {
+            if !s.selection.matches(&item.labels) {
+                continue;
+            }
+            s.matched += 1;
+            if *max_items == 0 {
+                continue;
+            }
+            if s.kept.len() >= *max_items {
+                // Full: the item goes in only ahead of the last one kept, which then leaves.
+                match s.kept.last() {
+                    Some(last) if key < *last => {}
+                    _ => continue,
+                }
+                if let Some(out) = s.kept.pop_last() {
+                    release(held, &out);
+                }
+            }
+            s.kept.insert(key.clone());
+            keepers += 1;
+        }
+        if keepers > 0 {
+            held.insert(key, (item, keepers));
+        }
+    }
+
+    /// Items held now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The prepared window: the entries held, newest first.
+    pub fn finish(self) -> PreparedWindow {
+        let names = self.names;
+        PreparedWindow {
+            entries: self
+                .held
+                .into_values()
+                .map(|(item, _)| prepare(&item, names))
+                .collect(),
+            selected: Some(Selected {
+                matched: self
+                    .selections
+                    .into_iter()
+                    .map(|s| (s.selection, s.matched))
+                    .collect(),
+                max_items: self.max_items,
+            }),
+        }
+    }
+}
+
+fn release(held: &mut std::collections::BTreeMap<EntryKey, (Item, usize)>, key: &EntryKey) {
+    if let Some((_, keepers)) = held.get_mut(key) {
+        *keepers -= 1;
+        if *keepers == 0 {
+            held.remove(key);
+        }
     }
 }
 
@@ -303,12 +496,21 @@ pub fn matches(sub: &SubscriberSettings, item: &Item) -> bool {
 }
 
 fn matches_labels(sub: &SubscriberSettings, labels: &Labels) -> bool {
+    filters_match(&sub.programmes, &sub.initiatives, &sub.regions, labels)
+}
+
+fn filters_match(
+    programmes: &[String],
+    initiatives: &[String],
+    regions: &[String],
+    labels: &Labels,
+) -> bool {
     let kind_ok = |wanted: &[String], have: &[Label]| {
         wanted.is_empty() || have.iter().any(|l| wanted.contains(&l.id))
     };
-    kind_ok(&sub.programmes, &labels.programmes)
-        && kind_ok(&sub.initiatives, &labels.initiatives)
-        && kind_ok(&sub.regions, &labels.regions)
+    kind_ok(programmes, &labels.programmes)
+        && kind_ok(initiatives, &labels.initiatives)
+        && kind_ok(regions, &labels.regions)
 }
 
 /// The group an item goes in, so it appears once: the first of the subscriber's filter ids
@@ -335,6 +537,8 @@ fn group_of<'a>(sub: &'a SubscriberSettings, labels: &'a Labels) -> &'a str {
 
 /// Selects, groups and orders one subscriber's digest from a prepared window: entries that
 /// match the filters, the newest `max_items` of them, grouped, newest first in each group.
+/// A window built for some selections only must cover the subscriber
+/// ([`PreparedWindow::covers`]); the run's window cache sees to that.
 pub fn build_content<'w>(
     sub: &SubscriberSettings,
     window: &'w PreparedWindow,
@@ -343,6 +547,11 @@ pub fn build_content<'w>(
 ) -> DigestContent<'w> {
     let mut groups: Vec<DigestGroup<'w>> = Vec::new();
     let mut matched = 0usize;
+    // A selective window knows how many items of the whole window matched.
+    let known = window
+        .selected
+        .as_ref()
+        .and_then(|s| s.matched_for(&Selection::of(sub)));
     for entry in window
         .entries
         .iter()
@@ -350,6 +559,9 @@ pub fn build_content<'w>(
     {
         matched += 1;
         if matched > max_items {
+            if known.is_some() {
+                break;
+            }
             continue;
         }
         let gid = group_of(sub, &entry.labels);
@@ -384,7 +596,7 @@ pub fn build_content<'w>(
     groups.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
     DigestContent {
         groups,
-        omitted: matched.saturating_sub(max_items),
+        omitted: known.unwrap_or(matched).saturating_sub(max_items),
     }
 }
 
