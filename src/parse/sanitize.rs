@@ -288,6 +288,16 @@ struct Sanitizer<'h, 'b> {
 
 /// Sanitises `html`, resolving relative URLs against `base`.
 pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
+    if memchr::memchr2(b'<', b'&', html.as_bytes()).is_none() {
+        // No tag and no reference: the output is the text itself, trimmed, with CRLF as LF
+        // (what the loop below would write, without tokenising).
+        let text = html.trim();
+        return if text.contains('\r') {
+            text.replace("\r\n", "\n")
+        } else {
+            text.to_string()
+        };
+    }
     let mut sanitizer = Sanitizer {
         out: String::with_capacity(html.len() + html.len() / 8),
         base,
@@ -338,6 +348,17 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
         out = out.replace("\r\n", "\n");
     }
     out
+}
+
+/// [`sanitize_html`] on an owned string, which is returned as it is when it has nothing to
+/// change (no tag, no reference, no surrounding whitespace, no CR).
+pub fn sanitize_html_owned(html: String, base: Option<&url::Url>) -> String {
+    if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
+        && html.trim().len() == html.len()
+    {
+        return html;
+    }
+    sanitize_html(&html, base)
 }
 
 impl<'h> Sanitizer<'h, '_> {

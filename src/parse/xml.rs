@@ -8,7 +8,7 @@
 //! DTD, and refuses nesting deeper than [`Limits::max_depth`].
 
 use super::date::parse_date;
-use super::sanitize::sanitize_html;
+use super::sanitize::sanitize_html_owned;
 use super::text::{
     escape_attr_into, escape_html_into, looks_like_html, repair, resolve_reference, unescape,
 };
@@ -137,9 +137,8 @@ struct Capture {
     depth: usize,
     buf: String,
     /// Media type of the content (`text/plain`, `text/html`, `application/xhtml+xml` ...).
-    ctype: String,
+    ctype: Cow<'static, str>,
     base64: bool,
-    base: Option<Url>,
     /// RSS `category` domain / Atom scheme.
     scheme: Option<String>,
     /// Category label (media:category).
@@ -486,7 +485,7 @@ impl<'u> FeedReader<'u> {
                         }
                         return Ok(());
                     }
-                    cap.ctype = "application/xhtml+xml".into();
+                    cap.ctype = Cow::Borrowed("application/xhtml+xml");
                 }
                 let depth = self.stack.len();
                 if depth == cap.depth + 1 {
@@ -636,7 +635,6 @@ impl<'u> FeedReader<'u> {
             buf: String::new(),
             ctype,
             base64,
-            base: self.current_base().cloned(),
             scheme,
             label: None,
             rel: attr("rel").map(|r| r.trim().to_string()),
@@ -969,7 +967,7 @@ impl<'u> FeedReader<'u> {
             length: attr("length").map(str::to_string),
         };
         let is_html = matches!(
-            map_content_type(&mime).as_str(),
+            map_content_type(&mime).as_ref(),
             "text/html" | "application/xhtml+xml"
         );
         if let Some(en) = self.entry() {
@@ -1101,12 +1099,20 @@ impl<'u> FeedReader<'u> {
     }
 
     fn finish(&mut self, cap: Capture) {
+        // The base in force is the one the captured element started with: its children's
+        // xml:base entries are popped before it ends. Lent out instead of cloned per field.
+        let bases = std::mem::take(&mut self.bases);
+        let base = bases.last().or(self.doc_base);
+        self.finish_with(cap, base);
+        self.bases = bases;
+    }
+
+    fn finish_with(&mut self, cap: Capture, base: Option<&Url>) {
         let Capture {
             field,
             buf,
             ctype,
             base64,
-            base,
             scheme,
             label,
             rel,
@@ -1125,10 +1131,7 @@ impl<'u> FeedReader<'u> {
             }
             _ => buf,
         };
-        let trimmed = value.trim();
-        if trimmed.len() != value.len() {
-            value = trimmed.to_string();
-        }
+        trim_in_place(&mut value);
         if field.holds_markup() {
             let mut ctype = ctype;
             if base64 {
@@ -1142,11 +1145,11 @@ impl<'u> FeedReader<'u> {
                 }
             }
             if !self.is_atom() && ctype == "text/plain" && looks_like_html(&value) {
-                ctype = "text/html".into();
+                ctype = Cow::Borrowed("text/html");
             }
             let value = repair(value, self.utf8_document);
             let value = if is_html_type(&ctype) {
-                sanitize_html(&value, base.as_ref())
+                sanitize_html_owned(value, base)
             } else {
                 value
             };
@@ -1158,7 +1161,7 @@ impl<'u> FeedReader<'u> {
         match field {
             Field::Link => {
                 let v = fix_query_entities(&value);
-                let href = Self::resolve_with(base.as_ref(), &v);
+                let href = Self::resolve_with(base, &v);
                 let rel = rel.unwrap_or_else(|| "alternate".into());
                 if let Some(en) = self.entry() {
                     if rel == "alternate" {
@@ -1185,7 +1188,7 @@ impl<'u> FeedReader<'u> {
                         .and_then(|e| e.id_is_permalink)
                         .unwrap_or(false);
                 let v = if permalink {
-                    Self::resolve_with(base.as_ref(), &value)
+                    Self::resolve_with(base, &value)
                 } else {
                     value
                 };
@@ -1234,7 +1237,7 @@ impl<'u> FeedReader<'u> {
             Field::PersonName | Field::PersonEmail | Field::PersonUri => {
                 self.person_has_parts = true;
                 let uri = if field == Field::PersonUri {
-                    Some(Self::resolve_with(base.as_ref(), &value))
+                    Some(Self::resolve_with(base, &value))
                 } else {
                     None
                 };
@@ -1275,13 +1278,13 @@ impl<'u> FeedReader<'u> {
                 }
             }
             Field::Comments => {
-                let v = Self::resolve_with(base.as_ref(), &value);
+                let v = Self::resolve_with(base, &value);
                 if let Some(en) = self.entry() {
                     en.comments = Some(v);
                 }
             }
             Field::ImageUrl | Field::ImageLink | Field::ImageWidth | Field::ImageHeight => {
-                let resolved = Self::resolve_with(base.as_ref(), &value);
+                let resolved = Self::resolve_with(base, &value);
                 if let Some(img) = self.out.feed.image.as_mut() {
                     match field {
                         Field::ImageUrl => img.url = Some(resolved),
@@ -1291,8 +1294,8 @@ impl<'u> FeedReader<'u> {
                     }
                 }
             }
-            Field::Icon => self.out.feed.icon = Some(Self::resolve_with(base.as_ref(), &value)),
-            Field::Logo => self.out.feed.logo = Some(Self::resolve_with(base.as_ref(), &value)),
+            Field::Icon => self.out.feed.icon = Some(Self::resolve_with(base, &value)),
+            Field::Logo => self.out.feed.logo = Some(Self::resolve_with(base, &value)),
             Field::Ttl => self.out.feed.ttl_minutes = value.trim().parse().ok(),
             Field::SkipHour => {
                 if let Ok(h) = value.trim().parse::<u8>() {
@@ -1316,7 +1319,7 @@ impl<'u> FeedReader<'u> {
         }
     }
 
-    fn store_content(&mut self, field: Field, value: String, ctype: String) {
+    fn store_content(&mut self, field: Field, value: String, ctype: Cow<'static, str>) {
         let in_entry = self.scope.in_entry;
         if self.scope.in_image {
             if let Some(img) = self.out.feed.image.as_mut() {
@@ -1335,7 +1338,7 @@ impl<'u> FeedReader<'u> {
             match field {
                 Field::Title => {
                     en.title = Some(value);
-                    en.title_type = Some(ctype);
+                    en.title_type = Some(ctype.into_owned());
                 }
                 Field::Summary => en.summary_html = Some(value),
                 Field::Rights => en.rights = Some(value),
@@ -1347,11 +1350,11 @@ impl<'u> FeedReader<'u> {
             match field {
                 Field::Title => {
                     f.title = Some(value);
-                    f.title_type = Some(ctype);
+                    f.title_type = Some(ctype.into_owned());
                 }
                 Field::Subtitle => {
                     f.description = Some(value);
-                    f.description_type = Some(ctype);
+                    f.description_type = Some(ctype.into_owned());
                 }
                 Field::Rights => f.rights = Some(value),
                 _ => {}
@@ -1419,13 +1422,30 @@ fn is_html_type(ctype: &str) -> bool {
     ctype == "text/html" || ctype == "application/xhtml+xml"
 }
 
-fn map_content_type(t: &str) -> String {
-    let t = t.trim().to_ascii_lowercase();
-    match t.as_str() {
-        "text" | "plain" => "text/plain".into(),
-        "html" => "text/html".into(),
-        "xhtml" => "application/xhtml+xml".into(),
-        _ => t,
+fn map_content_type(t: &str) -> Cow<'static, str> {
+    const KNOWN: [(&str, &str); 7] = [
+        ("text/plain", "text/plain"),
+        ("text/html", "text/html"),
+        ("application/xhtml+xml", "application/xhtml+xml"),
+        ("text", "text/plain"),
+        ("plain", "text/plain"),
+        ("html", "text/html"),
+        ("xhtml", "application/xhtml+xml"),
+    ];
+    let t = t.trim();
+    match KNOWN.iter().find(|(name, _)| t.eq_ignore_ascii_case(name)) {
+        Some((_, mapped)) => Cow::Borrowed(mapped),
+        None => Cow::Owned(t.to_ascii_lowercase()),
+    }
+}
+
+/// Removes leading and trailing whitespace without a new allocation.
+fn trim_in_place(s: &mut String) {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    if start > 0 {
+        s.drain(..start);
     }
 }
 
