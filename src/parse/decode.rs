@@ -205,6 +205,14 @@ pub(crate) fn decode<'a>(
         xml_encoding.clone().unwrap_or_else(|| "utf-8".into())
     };
 
+    // Most documents are valid in the proposed charset: try it before listing fallbacks.
+    if let Some(text) = try_decode(body, &proposed) {
+        return Decoded {
+            text,
+            encoding: proposed,
+            bozo,
+        };
+    }
     let mut candidates: Vec<String> = vec![proposed.clone()];
     for c in [
         xml_encoding.clone(),
@@ -218,7 +226,7 @@ pub(crate) fn decode<'a>(
             candidates.push(c);
         }
     }
-    for label in &candidates {
+    for label in candidates.iter().skip(1) {
         if let Some(text) = try_decode(body, label) {
             if *label != proposed && bozo.is_none() {
                 bozo = Some(format!(
