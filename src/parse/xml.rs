@@ -8,12 +8,13 @@
 //! DTD, and refuses nesting deeper than [`Limits::max_depth`].
 
 use super::date::parse_date;
-use super::sanitize::sanitize_html_owned;
+use super::sanitize::{sanitize_html_owned, LazyBase};
 use super::text::{
     escape_attr_into, escape_html_into, looks_like_html, repair, resolve_reference, unescape,
 };
 use super::{
-    Category, Enclosure, Entry, FeedFormat, Image, Limits, Link, ParseError, ParsedFeed, Person,
+    Category, DocumentBase, Enclosure, Entry, FeedFormat, Image, Limits, Link, ParseError,
+    ParsedFeed, Person,
 };
 use base64::Engine;
 use quick_xml::events::{BytesStart, Event};
@@ -197,7 +198,7 @@ struct FeedReader<'u> {
     scope: Scope,
     prefixes: Vec<(String, Ns)>,
     bases: Vec<Url>,
-    doc_base: Option<&'u Url>,
+    doc_base: &'u DocumentBase<'u>,
     cap: Option<Capture>,
     root_seen: bool,
     version_from_doctype_netscape: bool,
@@ -217,7 +218,7 @@ fn set_bozo(out: &mut ParsedFeed, why: impl Into<String>) {
 /// Parses an XML feed document.
 pub(crate) fn parse_xml(
     text: &str,
-    doc_base: Option<&Url>,
+    doc_base: &DocumentBase<'_>,
     limits: Limits,
     mut out: ParsedFeed,
 ) -> Result<ParsedFeed, ParseError> {
@@ -367,15 +368,15 @@ impl<'u> FeedReader<'u> {
     }
 
     fn current_base(&self) -> Option<&Url> {
-        self.bases.last().or(self.doc_base)
+        self.bases.last().or_else(|| self.doc_base.get())
     }
 
     fn resolve(&self, href: &str) -> String {
-        resolve_url(self.current_base(), href)
+        resolve_url_with(|| self.current_base(), href)
     }
 
-    fn resolve_with(base: Option<&Url>, href: &str) -> String {
-        resolve_url(base, href)
+    fn resolve_with(base: LazyBase<'_, '_>, href: &str) -> String {
+        resolve_url_with(base, href)
     }
 
     fn lookup_prefix(&self, prefix: &str) -> Ns {
@@ -1102,12 +1103,12 @@ impl<'u> FeedReader<'u> {
         // The base in force is the one the captured element started with: its children's
         // xml:base entries are popped before it ends. Lent out instead of cloned per field.
         let bases = std::mem::take(&mut self.bases);
-        let base = bases.last().or(self.doc_base);
-        self.finish_with(cap, base);
+        let doc_base = self.doc_base;
+        self.finish_with(cap, &|| bases.last().or_else(|| doc_base.get()));
         self.bases = bases;
     }
 
-    fn finish_with(&mut self, cap: Capture, base: Option<&Url>) {
+    fn finish_with(&mut self, cap: Capture, base: LazyBase<'_, '_>) {
         let Capture {
             field,
             buf,
@@ -1505,11 +1506,16 @@ fn fix_query_entities(s: &str) -> Cow<'_, str> {
 
 /// Resolves `href` against `base`; absolute http(s) links are taken as they are.
 pub(crate) fn resolve_url(base: Option<&Url>, href: &str) -> String {
+    resolve_url_with(|| base, href)
+}
+
+/// [`resolve_url`] with the base asked for only when `href` is not absolute.
+fn resolve_url_with<'b>(base: impl FnOnce() -> Option<&'b Url>, href: &str) -> String {
     let href = href.trim();
     if href.starts_with("http://") || href.starts_with("https://") {
         return href.to_string();
     }
-    match base {
+    match base() {
         Some(b) => match b.join(href) {
             Ok(u)
                 if matches!(
