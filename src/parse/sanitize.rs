@@ -1040,6 +1040,18 @@ mod tests {
     }
 
     #[test]
+    fn markup_free_text_is_trimmed_and_kept() {
+        assert_eq!(clean("  a > b\r\n c \n"), "a > b\n c");
+        assert_eq!(clean(""), "");
+        let text = "plain".to_string();
+        assert_eq!(sanitize_html_owned(text, &|| None), "plain");
+        assert_eq!(
+            sanitize_html_owned(" x &amp; y ".into(), &|| None),
+            "x &amp; y"
+        );
+    }
+
+    #[test]
     fn keeps_allowed_markup() {
         assert_eq!(
             clean("<p>Hello <b>world</b></p>"),

@@ -355,5 +355,11 @@ mod tests {
     fn repairs_double_encoded_utf8() {
         assert_eq!(repair("\u{e2}\u{80}\u{a6}".into(), true), "…");
         assert_eq!(repair("\u{85}".into(), false), "…");
+        assert_eq!(repair("café déjà".into(), true), "café déjà");
+        assert_eq!(
+            repair("\u{c3}\u{a9}t\u{e9}".into(), true),
+            "\u{c3}\u{a9}t\u{e9}"
+        );
+        assert_eq!(repair("\u{e9}\u{80}".into(), false), "\u{e9}\u{20ac}");
     }
 }

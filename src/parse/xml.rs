@@ -1604,6 +1604,35 @@ mod tests {
     }
 
     #[test]
+    fn control_scan_agrees_with_a_byte_loop() {
+        let long = "x".repeat(130);
+        let samples = [
+            String::new(),
+            "tab\tnewline\ncr\r".to_string(),
+            "a\u{1}b".to_string(),
+            format!("{long}\u{b}"),
+            format!("{long}\u{7f}é"),
+        ];
+        for s in &samples {
+            let expected = s
+                .bytes()
+                .any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r');
+            assert_eq!(has_illegal_control(s.as_bytes()), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn doc_str_finds_slices_of_the_document_and_validates_others() {
+        let doc = "<a>café</a>";
+        let inner = doc.as_bytes().get(3..8).unwrap_or(&[]);
+        assert_eq!(doc_str(doc, inner), "café");
+        let copy = "café".as_bytes().to_vec();
+        assert_eq!(doc_str(doc, &copy), "café");
+        assert_eq!(doc_str(doc, b"\xff"), "");
+        assert_eq!(doc_str(doc, &[]), "");
+    }
+
+    #[test]
     fn query_entities_are_repaired() {
         assert_eq!(
             fix_query_entities("http://x/?a=1&b;=2"),
