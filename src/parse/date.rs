@@ -22,12 +22,25 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
     if s.is_empty() || s.len() > MAX_DATE_LEN {
         return None;
     }
-    let lower = s.to_lowercase();
-    let fields = parse_w3dtf(&lower)
-        .or_else(|| parse_rfc822(&lower))
+    // Dates are nearly always ASCII: lower-case those on the stack.
+    let mut ascii = [0u8; MAX_DATE_LEN];
+    let unicode;
+    let lower: &str = match ascii.get_mut(..s.len()) {
+        Some(buf) if s.is_ascii() => {
+            buf.copy_from_slice(s.as_bytes());
+            buf.make_ascii_lowercase();
+            std::str::from_utf8(buf).ok()?
+        }
+        _ => {
+            unicode = s.to_lowercase();
+            &unicode
+        }
+    };
+    let fields = parse_w3dtf(lower)
+        .or_else(|| parse_rfc822(lower))
         .or_else(|| parse_iso8601(s))
-        .or_else(|| parse_asctime(&lower))
-        .or_else(|| parse_slashed(&lower))
+        .or_else(|| parse_asctime(lower))
+        .or_else(|| parse_slashed(lower))
         .or_else(|| parse_korean(s))?;
     fields.to_utc()
 }
@@ -395,21 +408,36 @@ fn rfc822_year(token: &str) -> Option<i32> {
 /// `[weekday,] day month year [time [am|pm] [zone]]`, also `month day year` and RFC 850's
 /// `day-month-year`; commas anywhere.
 fn parse_rfc822(s: &str) -> Option<Fields> {
-    let cleaned = s.replace(',', " ");
-    let mut tokens: Vec<&str> = cleaned.split_whitespace().take(8).collect();
-    if tokens.first().is_some_and(|t| is_weekday(t)) {
-        tokens.remove(0);
+    // Commas count as spaces; at most eight tokens are read, a leading weekday dropped.
+    let mut words = s
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .take(8)
+        .peekable();
+    if words.peek().is_some_and(|t| is_weekday(t)) {
+        words.next();
     }
-    // RFC 850: `23-Nov-26`.
-    if let Some(first) = tokens.first().copied() {
-        let mut parts = first.split('-');
-        if let (Some(day), Some(month), Some(year), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        {
-            tokens.splice(0..1, [day, month, year]);
+    // Seven tokens at most, the first of which may split in three: no allocation needed.
+    let mut buf: [&str; 10] = [""; 10];
+    let mut len = 0;
+    for (index, word) in words.enumerate() {
+        // RFC 850: `23-Nov-26`.
+        let mut parts = word.split('-');
+        let pieces = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(day), Some(month), Some(year), None) if index == 0 => {
+                [Some(day), Some(month), Some(year)]
+            }
+            _ => [Some(word), None, None],
+        };
+        for piece in pieces.into_iter().flatten() {
+            if let Some(slot) = buf.get_mut(len) {
+                *slot = piece;
+                len += 1;
+            }
         }
     }
-    let [first, second, year, rest @ ..] = tokens.as_slice() else {
+    let tokens = buf.get(..len).unwrap_or(&[]);
+    let [first, second, year, rest @ ..] = tokens else {
         return None;
     };
     let (day, month) = match (all_digits(first), month_number(second)) {

@@ -10,6 +10,18 @@ use super::html_entity_table::{LEGACY_WITHOUT_SEMICOLON, NAMED};
 /// The text a named entity stands for, e.g. `named_entity("eacute") == Some("é")`.
 /// Names are case-sensitive, as in HTML (`Eacute` ≠ `eacute`).
 pub fn named_entity(name: &str) -> Option<&'static str> {
+    // The references feeds use most, before the binary search over 2,125 names.
+    let common = match name {
+        "amp" => Some("&"),
+        "lt" => Some("<"),
+        "gt" => Some(">"),
+        "quot" => Some("\""),
+        "nbsp" => Some("\u{a0}"),
+        _ => None,
+    };
+    if common.is_some() {
+        return common;
+    }
     NAMED
         .binary_search_by(|(candidate, _)| candidate.as_bytes().cmp(name.as_bytes()))
         .ok()

@@ -97,7 +97,10 @@ pub fn parse_feed(input: &FeedInput<'_>) -> Result<ParsedFeed, ParseError> {
         out.bozo = true;
         out.bozo_exception = Some(why);
     }
-    let base = document_base(input);
+    let base = DocumentBase {
+        input,
+        url: std::cell::OnceCell::new(),
+    };
     if let Some(lang) = header(input, "content-language") {
         out.feed.language = Some(lang.trim().to_string());
     }
@@ -108,9 +111,9 @@ pub fn parse_feed(input: &FeedInput<'_>) -> Result<ParsedFeed, ParseError> {
         .content_type
         .is_some_and(|ct| decode::split_content_type(ct).0.contains("json"));
     if first == Some(b'{') || (is_json_type && first != Some(b'<')) {
-        json::parse_json(text, base.as_ref(), out)
+        json::parse_json(text, base.get(), out)
     } else {
-        xml::parse_xml(text, base.as_ref(), input.limits, out)
+        xml::parse_xml(text, &base, input.limits, out)
     }
 }
 
@@ -120,6 +123,19 @@ fn header<'a>(input: &'a FeedInput<'_>, name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+/// The document's base URL, parsed on first use: a feed whose links are all absolute never
+/// needs it.
+pub(crate) struct DocumentBase<'a> {
+    input: &'a FeedInput<'a>,
+    url: std::cell::OnceCell<Option<url::Url>>,
+}
+
+impl DocumentBase<'_> {
+    pub(crate) fn get(&self) -> Option<&url::Url> {
+        self.url.get_or_init(|| document_base(self.input)).as_ref()
+    }
 }
 
 /// The base for relative links: Content-Location resolved against the document URL.

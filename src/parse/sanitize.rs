@@ -274,10 +274,13 @@ impl Vocabulary {
     }
 }
 
+/// The base URL of a fragment, asked for only when a relative URL needs it.
+pub(crate) type LazyBase<'f, 'b> = &'f dyn Fn() -> Option<&'b url::Url>;
+
 /// State of one sanitising pass.
-struct Sanitizer<'h, 'b> {
+struct Sanitizer<'h, 'f, 'b> {
     out: String,
-    base: Option<&'b url::Url>,
+    base: LazyBase<'f, 'b>,
     /// Open elements whose text is dropped (`applet`).
     dropped_depth: u32,
     mathml_depth: u32,
@@ -288,6 +291,21 @@ struct Sanitizer<'h, 'b> {
 
 /// Sanitises `html`, resolving relative URLs against `base`.
 pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
+    sanitize_html_with(html, &|| base)
+}
+
+/// [`sanitize_html`] with the base URL computed only if a relative URL needs it.
+pub(crate) fn sanitize_html_with(html: &str, base: LazyBase<'_, '_>) -> String {
+    if memchr::memchr2(b'<', b'&', html.as_bytes()).is_none() {
+        // No tag and no reference: the output is the text itself, trimmed, with CRLF as LF
+        // (what the loop below would write, without tokenising).
+        let text = html.trim();
+        return if text.contains('\r') {
+            text.replace("\r\n", "\n")
+        } else {
+            text.to_string()
+        };
+    }
     let mut sanitizer = Sanitizer {
         out: String::with_capacity(html.len() + html.len() / 8),
         base,
@@ -340,7 +358,18 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
     out
 }
 
-impl<'h> Sanitizer<'h, '_> {
+/// [`sanitize_html`] on an owned string, which is returned as it is when it has nothing to
+/// change (no tag, no reference, no surrounding whitespace, no CR).
+pub(crate) fn sanitize_html_owned(html: String, base: LazyBase<'_, '_>) -> String {
+    if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
+        && html.trim().len() == html.len()
+    {
+        return html;
+    }
+    sanitize_html_with(&html, base)
+}
+
+impl<'h> Sanitizer<'h, '_, '_> {
     /// Writes text, keeping valid references and escaping bare `&`.
     fn text(&mut self, text: &str) {
         // Leading whitespace of the fragment is trimmed, as feedparser trims its output.
@@ -505,7 +534,7 @@ impl<'h> Sanitizer<'h, '_> {
                 (e.as_bytes(), a.as_bytes()).cmp(&(element.as_bytes(), attribute.as_bytes()))
             })
             .is_ok();
-        if let (true, Some(base)) = (resolvable, self.base) {
+        if let Some(base) = resolvable.then(self.base).flatten() {
             if let Some(resolved) = resolve_reference(base, value.trim()) {
                 if scheme_is_safe(&resolved) {
                     return Cow::Owned(resolved);
@@ -1008,6 +1037,18 @@ mod tests {
 
     fn clean(html: &str) -> String {
         sanitize_html(html, None)
+    }
+
+    #[test]
+    fn markup_free_text_is_trimmed_and_kept() {
+        assert_eq!(clean("  a > b\r\n c \n"), "a > b\n c");
+        assert_eq!(clean(""), "");
+        let text = "plain".to_string();
+        assert_eq!(sanitize_html_owned(text, &|| None), "plain");
+        assert_eq!(
+            sanitize_html_owned(" x &amp; y ".into(), &|| None),
+            "x &amp; y"
+        );
     }
 
     #[test]

@@ -158,13 +158,21 @@ pub(crate) fn repair(s: String, utf8_document: bool) -> String {
         return s;
     }
     let mut s = s;
-    if utf8_document && s.chars().all(|c| (c as u32) < 0x100) {
+    // Characters below U+0100 are ASCII or two bytes led by 0xC2/0xC3, so a byte of 0xC4 or
+    // more means a character beyond latin-1. Latin-1 text that is really UTF-8 has
+    // continuation bytes, U+0080..U+00BF, led by 0xC2: without one it cannot re-decode.
+    if utf8_document
+        && !s.bytes().any(|b| b >= 0xC4)
+        && memchr::memchr(0xC2, s.as_bytes()).is_some()
+    {
         let bytes: Vec<u8> = s.chars().map(|c| c as u32 as u8).collect();
         if let Ok(t) = String::from_utf8(bytes) {
             s = t;
         }
     }
-    if s.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)) {
+    // C1 controls (U+0080..U+009F) are 0xC2 followed by 0x80..=0x9F.
+    let b = s.as_bytes();
+    if memchr::memchr_iter(0xC2, b).any(|i| b.get(i + 1).is_some_and(|&n| n < 0xA0)) {
         s = s
             .chars()
             .map(|c| cp1252_char(c as u32).unwrap_or(c))
@@ -347,5 +355,11 @@ mod tests {
     fn repairs_double_encoded_utf8() {
         assert_eq!(repair("\u{e2}\u{80}\u{a6}".into(), true), "…");
         assert_eq!(repair("\u{85}".into(), false), "…");
+        assert_eq!(repair("café déjà".into(), true), "café déjà");
+        assert_eq!(
+            repair("\u{c3}\u{a9}t\u{e9}".into(), true),
+            "\u{c3}\u{a9}t\u{e9}"
+        );
+        assert_eq!(repair("\u{e9}\u{80}".into(), false), "\u{e9}\u{20ac}");
     }
 }

@@ -8,12 +8,13 @@
 //! DTD, and refuses nesting deeper than [`Limits::max_depth`].
 
 use super::date::parse_date;
-use super::sanitize::sanitize_html;
+use super::sanitize::{sanitize_html_owned, LazyBase};
 use super::text::{
     escape_attr_into, escape_html_into, looks_like_html, repair, resolve_reference, unescape,
 };
 use super::{
-    Category, Enclosure, Entry, FeedFormat, Image, Limits, Link, ParseError, ParsedFeed, Person,
+    Category, DocumentBase, Enclosure, Entry, FeedFormat, Image, Limits, Link, ParseError,
+    ParsedFeed, Person,
 };
 use base64::Engine;
 use quick_xml::events::{BytesStart, Event};
@@ -137,9 +138,8 @@ struct Capture {
     depth: usize,
     buf: String,
     /// Media type of the content (`text/plain`, `text/html`, `application/xhtml+xml` ...).
-    ctype: String,
+    ctype: Cow<'static, str>,
     base64: bool,
-    base: Option<Url>,
     /// RSS `category` domain / Atom scheme.
     scheme: Option<String>,
     /// Category label (media:category).
@@ -198,7 +198,7 @@ struct FeedReader<'u> {
     scope: Scope,
     prefixes: Vec<(String, Ns)>,
     bases: Vec<Url>,
-    doc_base: Option<&'u Url>,
+    doc_base: &'u DocumentBase<'u>,
     cap: Option<Capture>,
     root_seen: bool,
     version_from_doctype_netscape: bool,
@@ -218,16 +218,13 @@ fn set_bozo(out: &mut ParsedFeed, why: impl Into<String>) {
 /// Parses an XML feed document.
 pub(crate) fn parse_xml(
     text: &str,
-    doc_base: Option<&Url>,
+    doc_base: &DocumentBase<'_>,
     limits: Limits,
     mut out: ParsedFeed,
 ) -> Result<ParsedFeed, ParseError> {
     let utf8_document = out.encoding == "utf-8";
     let cleaned;
-    let text = if text
-        .bytes()
-        .any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
-    {
+    let text = if has_illegal_control(text.as_bytes()) {
         set_bozo(&mut out, "illegal control character in document");
         cleaned = text
             .chars()
@@ -287,27 +284,27 @@ impl<'u> FeedReader<'u> {
             let depth = self.stack.len();
             let at_top = self.cap.as_ref().is_some_and(|c| c.depth == depth);
             match reader.read_event() {
-                Ok(Event::Start(e)) => self.start(&e, false)?,
-                Ok(Event::Empty(e)) => self.start(&e, true)?,
+                Ok(Event::Start(e)) => self.start(text, &e, false)?,
+                Ok(Event::Empty(e)) => self.start(text, &e, true)?,
                 Ok(Event::End(e)) => {
                     let name = e.name();
-                    let name = std::str::from_utf8(name.as_ref()).unwrap_or("");
+                    let name = doc_str(text, name.as_ref());
                     self.end_named(name);
                 }
                 Ok(Event::Text(t)) => {
                     if let Some(cap) = self.cap.as_mut() {
-                        let raw = std::str::from_utf8(&t).unwrap_or("");
+                        let raw = doc_str(text, &t);
                         push_text(cap, raw, at_top);
                     }
                 }
                 Ok(Event::CData(t)) => {
                     if let Some(cap) = self.cap.as_mut() {
-                        let raw = std::str::from_utf8(&t).unwrap_or("");
+                        let raw = doc_str(text, &t);
                         push_text(cap, raw, at_top);
                     }
                 }
                 Ok(Event::GeneralRef(r)) => {
-                    let name = std::str::from_utf8(&r).unwrap_or("");
+                    let name = doc_str(text, &r);
                     let resolved = resolve_reference(name);
                     match &resolved {
                         Some((_, true)) => {}
@@ -337,7 +334,7 @@ impl<'u> FeedReader<'u> {
                     }
                 }
                 Ok(Event::DocType(d)) => {
-                    let d = std::str::from_utf8(&d).unwrap_or("");
+                    let d = doc_str(text, &d);
                     if d.contains("<!ENTITY") {
                         return Err(ParseError::EntityExpansion);
                     }
@@ -371,15 +368,15 @@ impl<'u> FeedReader<'u> {
     }
 
     fn current_base(&self) -> Option<&Url> {
-        self.bases.last().or(self.doc_base)
+        self.bases.last().or_else(|| self.doc_base.get())
     }
 
     fn resolve(&self, href: &str) -> String {
-        resolve_url(self.current_base(), href)
+        resolve_url_with(|| self.current_base(), href)
     }
 
-    fn resolve_with(base: Option<&Url>, href: &str) -> String {
-        resolve_url(base, href)
+    fn resolve_with(base: LazyBase<'_, '_>, href: &str) -> String {
+        resolve_url_with(base, href)
     }
 
     fn lookup_prefix(&self, prefix: &str) -> Ns {
@@ -391,23 +388,23 @@ impl<'u> FeedReader<'u> {
         ns_from_prefix(prefix)
     }
 
-    fn start(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<(), ParseError> {
+    fn start(&mut self, doc: &str, e: &BytesStart<'_>, empty: bool) -> Result<(), ParseError> {
         if self.stack.len() >= self.limits.max_depth {
             return Err(ParseError::TooDeep {
                 limit: self.limits.max_depth,
             });
         }
         let qname_bytes = e.name();
-        let qname = std::str::from_utf8(qname_bytes.as_ref()).unwrap_or("");
+        let qname = doc_str(doc, qname_bytes.as_ref());
         let ns_mark = self.prefixes.len();
 
         // Attributes: namespaces, xml:base, and the rest kept for the handlers.
         let mut attrs: Vec<(&str, Cow<'_, str>)> = Vec::new();
         let mut base_pushed = false;
         for a in e.html_attributes().with_checks(false).flatten() {
-            let key = std::str::from_utf8(a.key.into_inner()).unwrap_or("");
+            let key = doc_str(doc, a.key.into_inner());
             let raw = match a.value {
-                Cow::Borrowed(b) => std::str::from_utf8(b).unwrap_or(""),
+                Cow::Borrowed(b) => doc_str(doc, b),
                 Cow::Owned(_) => "",
             };
             let (value, bozo) = unescape(raw);
@@ -489,7 +486,7 @@ impl<'u> FeedReader<'u> {
                         }
                         return Ok(());
                     }
-                    cap.ctype = "application/xhtml+xml".into();
+                    cap.ctype = Cow::Borrowed("application/xhtml+xml");
                 }
                 let depth = self.stack.len();
                 if depth == cap.depth + 1 {
@@ -639,7 +636,6 @@ impl<'u> FeedReader<'u> {
             buf: String::new(),
             ctype,
             base64,
-            base: self.current_base().cloned(),
             scheme,
             label: None,
             rel: attr("rel").map(|r| r.trim().to_string()),
@@ -972,7 +968,7 @@ impl<'u> FeedReader<'u> {
             length: attr("length").map(str::to_string),
         };
         let is_html = matches!(
-            map_content_type(&mime).as_str(),
+            map_content_type(&mime).as_ref(),
             "text/html" | "application/xhtml+xml"
         );
         if let Some(en) = self.entry() {
@@ -1104,12 +1100,20 @@ impl<'u> FeedReader<'u> {
     }
 
     fn finish(&mut self, cap: Capture) {
+        // The base in force is the one the captured element started with: its children's
+        // xml:base entries are popped before it ends. Lent out instead of cloned per field.
+        let bases = std::mem::take(&mut self.bases);
+        let doc_base = self.doc_base;
+        self.finish_with(cap, &|| bases.last().or_else(|| doc_base.get()));
+        self.bases = bases;
+    }
+
+    fn finish_with(&mut self, cap: Capture, base: LazyBase<'_, '_>) {
         let Capture {
             field,
             buf,
             ctype,
             base64,
-            base,
             scheme,
             label,
             rel,
@@ -1128,10 +1132,7 @@ impl<'u> FeedReader<'u> {
             }
             _ => buf,
         };
-        let trimmed = value.trim();
-        if trimmed.len() != value.len() {
-            value = trimmed.to_string();
-        }
+        trim_in_place(&mut value);
         if field.holds_markup() {
             let mut ctype = ctype;
             if base64 {
@@ -1145,11 +1146,11 @@ impl<'u> FeedReader<'u> {
                 }
             }
             if !self.is_atom() && ctype == "text/plain" && looks_like_html(&value) {
-                ctype = "text/html".into();
+                ctype = Cow::Borrowed("text/html");
             }
             let value = repair(value, self.utf8_document);
             let value = if is_html_type(&ctype) {
-                sanitize_html(&value, base.as_ref())
+                sanitize_html_owned(value, base)
             } else {
                 value
             };
@@ -1161,7 +1162,7 @@ impl<'u> FeedReader<'u> {
         match field {
             Field::Link => {
                 let v = fix_query_entities(&value);
-                let href = Self::resolve_with(base.as_ref(), &v);
+                let href = Self::resolve_with(base, &v);
                 let rel = rel.unwrap_or_else(|| "alternate".into());
                 if let Some(en) = self.entry() {
                     if rel == "alternate" {
@@ -1188,7 +1189,7 @@ impl<'u> FeedReader<'u> {
                         .and_then(|e| e.id_is_permalink)
                         .unwrap_or(false);
                 let v = if permalink {
-                    Self::resolve_with(base.as_ref(), &value)
+                    Self::resolve_with(base, &value)
                 } else {
                     value
                 };
@@ -1237,7 +1238,7 @@ impl<'u> FeedReader<'u> {
             Field::PersonName | Field::PersonEmail | Field::PersonUri => {
                 self.person_has_parts = true;
                 let uri = if field == Field::PersonUri {
-                    Some(Self::resolve_with(base.as_ref(), &value))
+                    Some(Self::resolve_with(base, &value))
                 } else {
                     None
                 };
@@ -1278,13 +1279,13 @@ impl<'u> FeedReader<'u> {
                 }
             }
             Field::Comments => {
-                let v = Self::resolve_with(base.as_ref(), &value);
+                let v = Self::resolve_with(base, &value);
                 if let Some(en) = self.entry() {
                     en.comments = Some(v);
                 }
             }
             Field::ImageUrl | Field::ImageLink | Field::ImageWidth | Field::ImageHeight => {
-                let resolved = Self::resolve_with(base.as_ref(), &value);
+                let resolved = Self::resolve_with(base, &value);
                 if let Some(img) = self.out.feed.image.as_mut() {
                     match field {
                         Field::ImageUrl => img.url = Some(resolved),
@@ -1294,8 +1295,8 @@ impl<'u> FeedReader<'u> {
                     }
                 }
             }
-            Field::Icon => self.out.feed.icon = Some(Self::resolve_with(base.as_ref(), &value)),
-            Field::Logo => self.out.feed.logo = Some(Self::resolve_with(base.as_ref(), &value)),
+            Field::Icon => self.out.feed.icon = Some(Self::resolve_with(base, &value)),
+            Field::Logo => self.out.feed.logo = Some(Self::resolve_with(base, &value)),
             Field::Ttl => self.out.feed.ttl_minutes = value.trim().parse().ok(),
             Field::SkipHour => {
                 if let Ok(h) = value.trim().parse::<u8>() {
@@ -1319,7 +1320,7 @@ impl<'u> FeedReader<'u> {
         }
     }
 
-    fn store_content(&mut self, field: Field, value: String, ctype: String) {
+    fn store_content(&mut self, field: Field, value: String, ctype: Cow<'static, str>) {
         let in_entry = self.scope.in_entry;
         if self.scope.in_image {
             if let Some(img) = self.out.feed.image.as_mut() {
@@ -1338,7 +1339,7 @@ impl<'u> FeedReader<'u> {
             match field {
                 Field::Title => {
                     en.title = Some(value);
-                    en.title_type = Some(ctype);
+                    en.title_type = Some(ctype.into_owned());
                 }
                 Field::Summary => en.summary_html = Some(value),
                 Field::Rights => en.rights = Some(value),
@@ -1350,17 +1351,39 @@ impl<'u> FeedReader<'u> {
             match field {
                 Field::Title => {
                     f.title = Some(value);
-                    f.title_type = Some(ctype);
+                    f.title_type = Some(ctype.into_owned());
                 }
                 Field::Subtitle => {
                     f.description = Some(value);
-                    f.description_type = Some(ctype);
+                    f.description_type = Some(ctype.into_owned());
                 }
                 Field::Rights => f.rights = Some(value),
                 _ => {}
             }
         }
     }
+}
+
+/// True when the document holds a control character XML forbids (anything below 0x20 but tab,
+/// newline and carriage return). Written without early exit per block so it vectorises.
+fn has_illegal_control(bytes: &[u8]) -> bool {
+    bytes.chunks(64).any(|block| {
+        block.iter().fold(false, |seen, &b| {
+            seen | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
+        })
+    })
+}
+
+/// The text of a slice quick-xml handed out. The reader runs over `doc` (already UTF-8) and
+/// cuts only at ASCII delimiters, so its slices are ranges of `doc`: finding the range is O(1)
+/// where `from_utf8` would validate every byte again. Anything else is validated as before.
+fn doc_str<'d>(doc: &'d str, bytes: &'d [u8]) -> &'d str {
+    let start = (bytes.as_ptr() as usize).wrapping_sub(doc.as_ptr() as usize);
+    start
+        .checked_add(bytes.len())
+        .and_then(|end| doc.get(start..end))
+        .or_else(|| std::str::from_utf8(bytes).ok())
+        .unwrap_or("")
 }
 
 fn push_text(cap: &mut Capture, raw: &str, at_top: bool) {
@@ -1400,13 +1423,30 @@ fn is_html_type(ctype: &str) -> bool {
     ctype == "text/html" || ctype == "application/xhtml+xml"
 }
 
-fn map_content_type(t: &str) -> String {
-    let t = t.trim().to_ascii_lowercase();
-    match t.as_str() {
-        "text" | "plain" => "text/plain".into(),
-        "html" => "text/html".into(),
-        "xhtml" => "application/xhtml+xml".into(),
-        _ => t,
+fn map_content_type(t: &str) -> Cow<'static, str> {
+    const KNOWN: [(&str, &str); 7] = [
+        ("text/plain", "text/plain"),
+        ("text/html", "text/html"),
+        ("application/xhtml+xml", "application/xhtml+xml"),
+        ("text", "text/plain"),
+        ("plain", "text/plain"),
+        ("html", "text/html"),
+        ("xhtml", "application/xhtml+xml"),
+    ];
+    let t = t.trim();
+    match KNOWN.iter().find(|(name, _)| t.eq_ignore_ascii_case(name)) {
+        Some((_, mapped)) => Cow::Borrowed(mapped),
+        None => Cow::Owned(t.to_ascii_lowercase()),
+    }
+}
+
+/// Removes leading and trailing whitespace without a new allocation.
+fn trim_in_place(s: &mut String) {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    if start > 0 {
+        s.drain(..start);
     }
 }
 
@@ -1466,11 +1506,16 @@ fn fix_query_entities(s: &str) -> Cow<'_, str> {
 
 /// Resolves `href` against `base`; absolute http(s) links are taken as they are.
 pub(crate) fn resolve_url(base: Option<&Url>, href: &str) -> String {
+    resolve_url_with(|| base, href)
+}
+
+/// [`resolve_url`] with the base asked for only when `href` is not absolute.
+fn resolve_url_with<'b>(base: impl FnOnce() -> Option<&'b Url>, href: &str) -> String {
     let href = href.trim();
     if href.starts_with("http://") || href.starts_with("https://") {
         return href.to_string();
     }
-    match base {
+    match base() {
         Some(b) => match b.join(href) {
             Ok(u)
                 if matches!(
@@ -1556,6 +1601,35 @@ mod tests {
         let p = split_person("Jane Doe");
         assert_eq!(p.name.as_deref(), Some("Jane Doe"));
         assert!(p.email.is_none());
+    }
+
+    #[test]
+    fn control_scan_agrees_with_a_byte_loop() {
+        let long = "x".repeat(130);
+        let samples = [
+            String::new(),
+            "tab\tnewline\ncr\r".to_string(),
+            "a\u{1}b".to_string(),
+            format!("{long}\u{b}"),
+            format!("{long}\u{7f}é"),
+        ];
+        for s in &samples {
+            let expected = s
+                .bytes()
+                .any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r');
+            assert_eq!(has_illegal_control(s.as_bytes()), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn doc_str_finds_slices_of_the_document_and_validates_others() {
+        let doc = "<a>café</a>";
+        let inner = doc.as_bytes().get(3..8).unwrap_or(&[]);
+        assert_eq!(doc_str(doc, inner), "café");
+        let copy = "café".as_bytes().to_vec();
+        assert_eq!(doc_str(doc, &copy), "café");
+        assert_eq!(doc_str(doc, b"\xff"), "");
+        assert_eq!(doc_str(doc, &[]), "");
     }
 
     #[test]
