@@ -398,17 +398,25 @@ pub fn simhash(title: &str, text: &str) -> u64 {
         // Each part's pairs start afresh: no pair spans the title and the text.
         let mut previous: Option<u64> = None;
         for c in source.chars().chain(std::iter::once(' ')) {
-            if c.is_alphanumeric() {
+            // ASCII first: the same lower-casing without the general Unicode path.
+            if c.is_ascii() {
+                if c.is_ascii_alphanumeric() {
+                    word.push(c.to_ascii_lowercase());
+                    continue;
+                }
+            } else if c.is_alphanumeric() {
                 word.extend(c.to_lowercase());
-            } else if !word.is_empty() {
+                continue;
+            }
+            if !word.is_empty() {
                 if tokens < FINGERPRINT_MAX_TOKENS {
                     let h = xxh3_64(word.as_bytes());
                     if let Some(p) = previous {
                         // Order matters: "border management" is not "management border".
-                        features.push((
-                            xxh3_64(&[p.to_le_bytes(), h.to_le_bytes()].concat()),
-                            weight,
-                        ));
+                        let mut pair = [0u8; 16];
+                        pair[..8].copy_from_slice(&p.to_le_bytes());
+                        pair[8..].copy_from_slice(&h.to_le_bytes());
+                        features.push((xxh3_64(&pair), weight));
                     }
                     previous = Some(h);
                     tokens += 1;

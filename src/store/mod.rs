@@ -3,9 +3,11 @@
 //! In: intents from `dedup`, feed state from `fetch` and `ingest`, JSON lines to import. Out:
 //! items and indexes read back in order (latest overall, by label, by feed, since an instant),
 //! counts, and JSON lines to export. Each feed's intents are applied in one sled transaction
-//! over the item and every index entry, then flushed: nothing is reported stored before it is
-//! durable. Every sled type stays inside this module (keys in [`keys`]). It must never panic
-//! on what it reads back from disk, and never return an unbounded result.
+//! over the item and every index entry, then synced (a flush shared with the feeds stored at
+//! the same moment): nothing is reported stored before it is durable. The near-duplicate
+//! index is derived data held in memory ([`near`]). Every sled type stays inside this module
+//! (keys in [`keys`]). It must never panic on what it reads back from disk, and never return
+//! an unbounded result.
 
 mod compact;
 pub mod keys;
