@@ -3,7 +3,7 @@
 //! In: (id, fingerprint, instant first seen) of every stored item, read once from the
 //! `item_time` values, then kept current by the store after each committed write or purge.
 //! Out: the ids of stored items whose fingerprint may be within the dedup threshold of a new
-//! one, newest first per probe. It holds no item text and writes nothing to disk; it must
+//! one, newest first per probe, and whether an id is stored at all. It holds no item text and writes nothing to disk; it must
 //! never disagree with the committed store for longer than the call that committed (the store
 //! updates it under the same lock it reads it with), and never return an unbounded list.
 //!
@@ -56,16 +56,20 @@ impl NearIndex {
         self.by_id.len()
     }
 
-    /// Adds or replaces the entry of `id`. A zero fingerprint (no text) is not indexed.
+    /// Whether an item with this id is stored (every stored item is here, with or without a
+    /// fingerprint): a new item's id is looked up here before sled is asked for it.
+    pub(super) fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Adds or replaces the entry of `id`. A zero fingerprint (no text) is kept for
+    /// [`NearIndex::contains`] but in no band.
     pub(super) fn upsert(&mut self, id: &str, fingerprint: u64, first_seen: i64) {
         if let Some(&at) = self.by_id.get(id) {
             match self.slots.get(at as usize).and_then(Option::as_ref) {
                 Some(s) if s.fingerprint == fingerprint && s.first_seen == first_seen => return,
                 _ => self.remove(id),
             }
-        }
-        if fingerprint == 0 {
-            return;
         }
         let slot = Slot {
             id: id.into(),
@@ -83,6 +87,9 @@ impl NearIndex {
             }
         };
         self.by_id.insert(id.into(), at);
+        if fingerprint == 0 {
+            return;
+        }
         for (band, value) in keys::fingerprint_bands(fingerprint) {
             let list = self.bands.entry(band_key(band, value)).or_default();
             // Keep each list in order of first seen (then id), so a probe reads newest first.
@@ -103,6 +110,10 @@ impl NearIndex {
         let Some(slot) = self.slots.get_mut(at as usize).and_then(Option::take) else {
             return;
         };
+        self.free.push(at);
+        if slot.fingerprint == 0 {
+            return;
+        }
         for (band, value) in keys::fingerprint_bands(slot.fingerprint) {
             let key = band_key(band, value);
             if let Some(list) = self.bands.get_mut(&key) {
@@ -112,7 +123,6 @@ impl NearIndex {
                 }
             }
         }
-        self.free.push(at);
     }
 
     /// Ids of items whose fingerprint is within `max_distance` bits of `fingerprint`: every
@@ -159,7 +169,8 @@ mod tests {
         ix.upsert("new", fp ^ (1 << 62), 20);
         ix.upsert("far", fp ^ 0x0003_0003_0003_0003, 30);
         ix.upsert("empty", 0, 40);
-        assert_eq!(ix.len(), 3);
+        assert_eq!(ix.len(), 4);
+        assert!(ix.contains("empty") && ix.contains("old") && !ix.contains("nothing"));
         assert_eq!(ix.candidates(fp, 7, 256), vec!["new", "old"]);
         // A replaced fingerprint moves the entry.
         ix.upsert("far", fp, 50);
@@ -170,6 +181,8 @@ mod tests {
         ix.upsert("again", fp ^ (1 << 61), 5);
         assert_eq!(ix.candidates(fp, 7, 256), vec!["far", "old", "again"]);
         ix.remove("missing");
+        ix.remove("empty");
+        assert!(!ix.contains("empty"));
         assert_eq!(ix.len(), 3);
     }
 
