@@ -292,8 +292,8 @@ pub struct Store {
     near: std::sync::Mutex<near::NearIndex>,
     /// Coalesces concurrent flushes ([`Store::sync`]).
     syncer: GroupSync,
-    /// Flush after every `apply`, `put_feed_state` and `purge_expired` (the default). Off in
-    /// group-commit mode, where the caller flushes once before reporting anything stored.
+    /// Sync after every `apply` and `purge_expired` (the default). Off in caller-flush mode,
+    /// where the caller flushes once before reporting anything stored.
     flush_each: bool,
 }
 
@@ -394,10 +394,10 @@ impl Store {
         Ok(store)
     }
 
-    /// Group commit: `apply`, `put_feed_state` and `purge_expired` stay atomic but no longer
-    /// flush; the caller must call [`Store::flush`] before it reports anything stored (for a
-    /// fetch cycle that ingests many feeds and reports once). Import and relabel still flush
-    /// every batch.
+    /// Caller-flush mode: `apply` and `purge_expired` stay atomic but no longer sync; the
+    /// caller must call [`Store::flush`] before it reports anything stored (benchmarks that
+    /// flush once per batch of feeds). Import and relabel still flush every batch. The
+    /// daemon does not use it: its concurrent feeds share flushes through [`Store::sync`].
     pub fn with_group_commit(mut self) -> Store {
         self.flush_each = false;
         self
