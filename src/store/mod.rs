@@ -577,14 +577,20 @@ impl Store {
         Ok(out)
     }
 
-    /// The near-duplicate index, built from `item_time` on first use. A poisoned lock (a
-    /// panic while it was held) leaves an index that may be half updated: it is rebuilt.
-    fn near_index(&self) -> Result<std::sync::MutexGuard<'_, near::NearIndex>, StoreError> {
-        let mut ix = self.near.lock().unwrap_or_else(|poisoned| {
+    /// The near-duplicate index as it is (built or not). A poisoned lock (a panic while it
+    /// was held) leaves an index that may be half updated: it is reset, so the next lookup
+    /// rebuilds it from the store.
+    fn lock_near(&self) -> std::sync::MutexGuard<'_, near::NearIndex> {
+        self.near.lock().unwrap_or_else(|poisoned| {
             let mut ix = poisoned.into_inner();
             ix.reset();
             ix
-        });
+        })
+    }
+
+    /// The near-duplicate index, built from `item_time` on first use.
+    fn near_index(&self) -> Result<std::sync::MutexGuard<'_, near::NearIndex>, StoreError> {
+        let mut ix = self.lock_near();
         if !ix.is_loaded() {
             for kv in self.item_time.iter() {
                 let (k, v) = kv?;
@@ -610,7 +616,7 @@ impl Store {
     /// Brings the near-duplicate index up to date after a committed write (a no-op while it is
     /// not built: the build reads the committed store).
     fn near_written(&self, written: &[Written]) {
-        let mut ix = self.near.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ix = self.lock_near();
         if ix.is_loaded() {
             for w in written {
                 ix.upsert(&w.id, w.fingerprint, w.first_seen);
@@ -620,7 +626,7 @@ impl Store {
 
     /// Drops purged items from the near-duplicate index.
     fn near_removed(&self, items: &[Item]) {
-        let mut ix = self.near.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ix = self.lock_near();
         if ix.is_loaded() {
             for item in items {
                 ix.remove(&item.id.0);
