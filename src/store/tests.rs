@@ -110,6 +110,36 @@ fn migrates_schema_1_to_current() {
     assert_eq!(raw.first(), Some(&keys::VALUE_VERSION));
 }
 
+/// Writes `items` into a fresh store at `dir`, lets `age` turn it into an older layout, stamps
+/// schema `version`, then reopens it (which migrates).
+fn reopened_from_schema(
+    dir: &Path,
+    version: u32,
+    items: &[Item],
+    write: impl Fn(&Tx<'_>, &Item) -> TxResult<()>,
+    age: impl FnOnce(&Store),
+) -> Store {
+    {
+        let store = Store::open(dir).unwrap();
+        store
+            .transaction(|tx| {
+                for i in items {
+                    write(tx, i)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        age(&store);
+        store
+            .meta
+            .insert(keys::META_SCHEMA_VERSION, &version.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    Store::wait_until_released(dir, std::time::Duration::from_secs(10)).unwrap();
+    Store::open(dir).unwrap()
+}
+
 /// 2 → 3: fingerprints from the earlier function (and their band entries) are replaced by
 /// ones recomputed from each item's title and content.
 #[test]
@@ -118,26 +148,17 @@ fn migrates_schema_2_fingerprints() {
     let items: Vec<Item> = (0..300)
         .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
         .collect();
-    {
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .transaction(|tx| {
-                for i in &items {
-                    let mut stale = i.clone();
-                    stale.fingerprint = 0x1234_5678_9abc_def0;
-                    tx.write_item(&stale, None)?;
-                }
-                Ok(())
-            })
-            .unwrap();
-        store
-            .meta
-            .insert(keys::META_SCHEMA_VERSION, &2u32.to_be_bytes())
-            .unwrap();
-        store.flush().unwrap();
-    }
-    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopened_from_schema(
+        dir.path(),
+        2,
+        &items,
+        |tx, i| {
+            let mut stale = i.clone();
+            stale.fingerprint = 0x1234_5678_9abc_def0;
+            tx.write_item(&stale, None)
+        },
+        |_| {},
+    );
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(
         store.get(&ItemId("0007".into())).unwrap(),
@@ -175,32 +196,22 @@ fn migrates_schema_3_band_entries() {
     let items: Vec<Item> = (0..300)
         .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
         .collect();
-    {
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .transaction(|tx| {
-                for i in &items {
-                    tx.write_item(i, None)?;
-                }
-                Ok(())
-            })
-            .unwrap();
-        // Schema 3: empty item_time values, band entries in their own tree.
-        for kv in store.item_time.iter() {
-            let (k, _) = kv.unwrap();
-            store.item_time.insert(k, &[]).unwrap();
-        }
-        let bands = store.db.open_tree(keys::FINGERPRINTS).unwrap();
-        bands.insert(b"band entry", &[1u8; 8]).unwrap();
-        store
-            .meta
-            .insert(keys::META_SCHEMA_VERSION, &3u32.to_be_bytes())
-            .unwrap();
-        store.flush().unwrap();
-        assert!(!store.verify().unwrap().problems.is_empty());
-    }
-    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopened_from_schema(
+        dir.path(),
+        3,
+        &items,
+        |tx, i| tx.write_item(i, None),
+        |store| {
+            // Schema 3: empty item_time values, band entries in their own tree.
+            for kv in store.item_time.iter() {
+                let (k, _) = kv.unwrap();
+                store.item_time.insert(k, &[]).unwrap();
+            }
+            let bands = store.db.open_tree(keys::FINGERPRINTS).unwrap();
+            bands.insert(b"band entry", &[1u8; 8]).unwrap();
+            assert!(!store.verify().unwrap().problems.is_empty());
+        },
+    );
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     let v = store.verify().unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
