@@ -634,8 +634,9 @@ impl Store {
         }
     }
 
-    /// Items in the in-memory index (built on demand): every stored item; for tests.
-    pub fn near_index_len(&self) -> Result<usize, StoreError> {
+    /// Items in the in-memory index (built on demand): every stored item.
+    #[cfg(test)]
+    fn near_index_len(&self) -> Result<usize, StoreError> {
         Ok(self.near_index()?.len())
     }
 

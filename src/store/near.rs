@@ -52,6 +52,7 @@ impl NearIndex {
         *self = NearIndex::default();
     }
 
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.by_id.len()
     }
