@@ -11,7 +11,7 @@ use crate::dedup::{self, Intent};
 use crate::item::{FeedId, IdBasis, Item, Label, Labels};
 use crate::normalize;
 use crate::parse::{self, FeedInput, ParsedFeed};
-use crate::store::Store;
+use crate::store::{Staging, Store};
 use chrono::{DateTime, Utc};
 use std::fmt;
 
@@ -102,7 +102,7 @@ pub fn ingest_document(
 }
 
 /// Ingests an already parsed document (the rest of [`ingest_document`]): normalise, decide,
-/// classify new and changed items, apply atomically, flush, apply retention.
+/// classify new and changed items, apply atomically, make durable, apply retention.
 pub fn ingest_parsed(
     store: &Store,
     feed: &FeedSettings,
@@ -111,6 +111,35 @@ pub fn ingest_parsed(
     label: &dyn Fn(&Item) -> Labels,
     now: DateTime<Utc>,
 ) -> IngestReport {
+    let (report, staging) = ingest_parsed_staged(store, feed, parsed, url, label, now);
+    settle(store, report, staging)
+}
+
+/// Waits until the writes of an [`ingest_parsed_staged`] report are durable; until then its
+/// counts are not true. A failed commit turns the report into an error.
+pub fn settle(store: &Store, mut report: IngestReport, staging: Option<Staging>) -> IngestReport {
+    if let Some(staging) = staging {
+        if let Err(e) = store.make_durable(staging) {
+            report.error = Some(format!("cannot store items: {e}"));
+            report.inserted = 0;
+            report.updated = 0;
+            report.merged = 0;
+        }
+    }
+    report
+}
+
+/// [`ingest_parsed`] without waiting for durability: the items are in the store's write
+/// batch, and the report may be shown only after [`settle`]. A fetch cycle frees the feed's
+/// parse-and-store slot here, so the next feeds are staged while this one's batch commits.
+pub fn ingest_parsed_staged(
+    store: &Store,
+    feed: &FeedSettings,
+    parsed: &ParsedFeed,
+    url: Option<&str>,
+    label: &dyn Fn(&Item) -> Labels,
+    now: DateTime<Utc>,
+) -> (IngestReport, Option<Staging>) {
     let feed_id = FeedId(feed.id.clone());
     let mut report = IngestReport {
         feed: feed.id.clone(),
@@ -129,7 +158,7 @@ pub fn ingest_parsed(
         Ok(s) => s.unwrap_or_default(),
         Err(e) => {
             report.error = Some(format!("cannot read feed state: {e}"));
-            return report;
+            return (report, None);
         }
     };
     let normalized = normalize::normalize_feed(parsed, &feed_id, url, state.id_basis, now);
@@ -137,7 +166,7 @@ pub fn ingest_parsed(
         Ok(k) => k,
         Err(e) => {
             report.error = Some(format!("cannot look up stored items: {e}"));
-            return report;
+            return (report, None);
         }
     };
     let decisions = dedup::decide(normalized.items, &known, store.policy());
@@ -164,11 +193,11 @@ pub fn ingest_parsed(
     state.last_success = Some(now);
     state.error_count = 0;
     state.last_error = None;
-    let applied = match store.apply(&feed_id, &intents, Some(&state)) {
+    let (applied, staging) = match store.apply_staged(&feed_id, &intents, Some(&state)) {
         Ok(a) => a,
         Err(e) => {
             report.error = Some(format!("cannot store items: {e}"));
-            return report;
+            return (report, None);
         }
     };
     report.inserted = applied.inserted;
@@ -181,7 +210,7 @@ pub fn ingest_parsed(
             Err(e) => report.error = Some(format!("retention purge failed: {e}")),
         }
     }
-    report
+    (report, Some(staging))
 }
 
 /// The feed's configured programmes, added to every item from it (score 1, reason "feed

@@ -12,6 +12,7 @@
 mod compact;
 pub mod keys;
 mod near;
+mod staged;
 mod stats;
 mod transfer;
 
@@ -26,6 +27,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// The layout this build writes. 1: unversioned JSON values, no `item_time` or `fingerprints`
@@ -274,6 +276,14 @@ struct RelabelProgress {
     done: bool,
 }
 
+/// Writes applied by [`Store::apply_staged`] and not yet known durable: the number of the
+/// write batch that carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "pass it to Store::make_durable before reporting the writes stored"]
+pub struct Staging {
+    generation: u64,
+}
+
 /// The open store. Cheap to share by reference between threads.
 pub struct Store {
     db: sled::Db,
@@ -290,11 +300,25 @@ pub struct Store {
     /// Near-duplicate candidates by fingerprint band, built from `item_time` on first use and
     /// updated after every committed write ([`near`]).
     near: std::sync::Mutex<near::NearIndex>,
+    /// Writes applied but not yet committed to sled ([`staged`]): one transaction carries
+    /// the writes of many feeds.
+    staged: std::sync::Mutex<staged::Staged>,
     /// Coalesces concurrent flushes ([`Store::sync`]).
     syncer: GroupSync,
     /// Sync after every `apply` and `purge_expired` (the default). Off in caller-flush mode,
     /// where the caller flushes once before reporting anything stored.
     flush_each: bool,
+}
+
+/// A store dropped with a staged batch (caller-flush mode, or feed states recorded since the
+/// last sync) commits it, and sled flushes on close: what a caller forgot to flush is kept,
+/// as it was when every write went straight to sled.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.commit_staged() {
+            tracing::error!(error = %e, "cannot commit the last staged writes on close");
+        }
+    }
 }
 
 /// The trees one write transaction touches.
@@ -388,6 +412,7 @@ impl Store {
             policy: Policy::default(),
             flush_each: true,
             near: Default::default(),
+            staged: Default::default(),
             syncer: GroupSync::default(),
         };
         store.migrate()?;
@@ -490,18 +515,88 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable: commits the staged batch, then flushes.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.commit_staged()?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// Makes every write this thread finished before the call durable, sharing the flush with
-    /// other threads that sync at the same time: a caller waits for a flush that started after
-    /// its call (or starts one), so feeds stored concurrently pay for one fsync together
-    /// instead of one each (docs/store.md).
+    /// Makes every write this thread finished before the call durable, sharing the commit and
+    /// the flush with other threads that sync at the same time: a caller waits for a flush
+    /// that started after its call (or starts one), so feeds stored concurrently pay for one
+    /// transaction and one fsync together instead of one each (docs/store.md).
     pub fn sync(&self) -> Result<(), StoreError> {
         self.syncer.sync(|| self.flush())
+    }
+
+    /// Waits until the writes of `staging` are durable (a shared [`Store::sync`]), or reports
+    /// that the commit carrying them failed. In caller-flush mode it does not sync (the
+    /// caller flushes) and only reports a failed commit.
+    pub fn make_durable(&self, staging: Staging) -> Result<(), StoreError> {
+        if self.flush_each {
+            self.sync()?;
+        }
+        if self.lock_staged().was_lost(staging.generation) {
+            return Err(StoreError::Db(
+                "the write batch holding these items failed to commit; they were not stored".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The staged batch. A panic while it was held may have left it half built: it is
+    /// dropped (its writers are told their writes failed) and the near-duplicate index, which
+    /// may hold its items, is rebuilt on next use.
+    fn lock_staged(&self) -> std::sync::MutexGuard<'_, staged::Staged> {
+        self.staged.lock().unwrap_or_else(|poisoned| {
+            let mut st = poisoned.into_inner();
+            st.finish(false);
+            self.lock_near().reset();
+            st
+        })
+    }
+
+    /// Commits the staged batch (one transaction, no flush).
+    fn commit_staged(&self) -> Result<(), StoreError> {
+        let mut st = self.lock_staged();
+        self.commit_locked(&mut st)
+    }
+
+    /// Writes every staged write in one transaction, in the order staged. On failure the
+    /// batch is dropped: its writers learn it from [`Store::make_durable`], and the
+    /// near-duplicate index (which held its items) is rebuilt from the store on next use.
+    fn commit_locked(&self, st: &mut staged::Staged) -> Result<(), StoreError> {
+        if st.is_empty() {
+            return Ok(());
+        }
+        let result = self.transaction(|tx| {
+            for w in &st.writes {
+                match w {
+                    staged::StagedWrite::Item { new, old, value } => {
+                        tx.write_item_value(new, value, old.as_deref())?
+                    }
+                    staged::StagedWrite::State { feed, value } => {
+                        tx.feed_state.insert(feed.as_bytes(), value.as_slice())?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        st.finish(result.is_ok());
+        if result.is_err() {
+            self.lock_near().reset();
+        }
+        result
+    }
+
+    /// Runs `f` (a transaction of its own: purge, relabel, import) after committing the
+    /// staged batch, with staging held off until it returns: `f` reads and writes the
+    /// committed store, and no staged write can be based on what `f` is changing.
+    fn exclusive<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut st = self.lock_staged();
+        self.commit_locked(&mut st)?;
+        f()
     }
 
     fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
@@ -550,15 +645,21 @@ impl Store {
                 continue;
             }
             // Only an id the index knows is read from sled: a miss there still descends the
-            // items tree and pulls its pages in (a fifth of a first fetch cycle's time).
+            // items tree and pulls its pages in (a fifth of a first fetch cycle's time). The
+            // index also holds the staged batch's items, read from the batch.
             k.by_id = if self.near_index()?.contains(&item.id.0) {
                 self.meta_of(item.id.0.as_bytes())?
             } else {
                 None
             };
             if let Some(link) = &item.link {
-                if let Some(id) = self.url_index.get(link.as_bytes())? {
-                    k.by_link = if id.as_ref() == item.id.0.as_bytes() {
+                let staged_claim = self.lock_staged().links.get(link).cloned();
+                let claim = match staged_claim {
+                    Some(id) => Some(id.into_bytes()),
+                    None => self.url_index.get(link.as_bytes())?.map(|v| v.to_vec()),
+                };
+                if let Some(id) = claim {
+                    k.by_link = if id == item.id.0.as_bytes() {
                         k.by_id.clone()
                     } else {
                         self.meta_of(&id)?
@@ -588,8 +689,18 @@ impl Store {
         })
     }
 
-    /// The near-duplicate index, built from `item_time` on first use.
+    /// The near-duplicate index, built on first use.
     fn near_index(&self) -> Result<std::sync::MutexGuard<'_, near::NearIndex>, StoreError> {
+        let st = self.lock_staged();
+        self.near_index_locked(&st)
+    }
+
+    /// The near-duplicate index for a caller holding the staged batch (locks are always taken
+    /// batch first, index second). Built on first use from `item_time` and the batch's items.
+    fn near_index_locked(
+        &self,
+        st: &staged::Staged,
+    ) -> Result<std::sync::MutexGuard<'_, near::NearIndex>, StoreError> {
         let mut ix = self.lock_near();
         if !ix.is_loaded() {
             for kv in self.item_time.iter() {
@@ -598,6 +709,10 @@ impl Store {
                     continue;
                 };
                 ix.upsert(&id, keys::decode_fingerprint(&v), t.timestamp_micros());
+            }
+            for item in st.items.values() {
+                let w = Written::of(item);
+                ix.upsert(&w.id, w.fingerprint, w.first_seen);
             }
             ix.mark_loaded();
         }
@@ -644,6 +759,12 @@ impl Store {
     /// enclosures or labels (serde skips them): a re-fetched feed looks up every one of its
     /// items, and decoding whole items was the larger part of that.
     fn meta_of(&self, id: &[u8]) -> Result<Option<StoredMeta>, StoreError> {
+        let staged = std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| self.lock_staged().items.get(id).cloned());
+        if let Some(item) = staged {
+            return Ok(Some(staged_meta(&item)));
+        }
         Ok(match self.items.get(id)? {
             None => None,
             Some(v) => {
@@ -668,79 +789,131 @@ impl Store {
         })
     }
 
-    /// Applies one feed's intents in one transaction (items, every index entry and, when
-    /// given, the feed's state), then flushes. Returns only once the writes are durable.
+    /// Applies one feed's intents (items, every index entry and, when given, the feed's state)
+    /// and makes them durable: staged into the write batch, then a sync shared with the
+    /// feeds stored at the same moment commits the batch in one transaction and flushes
+    /// ([`Store::sync`]). Returns only once the writes are durable, unless the store is in
+    /// caller-flush mode ([`Store::with_group_commit`]).
     pub fn apply(
         &self,
         feed: &FeedId,
         intents: &[Intent],
         state: Option<&FeedState>,
     ) -> Result<ApplyReport, StoreError> {
+        let (report, staging) = self.apply_staged(feed, intents, state)?;
+        self.make_durable(staging)?;
+        Ok(report)
+    }
+
+    /// Applies one feed's intents to the write batch without waiting for them to be durable:
+    /// the caller must pass the returned [`Staging`] to [`Store::make_durable`] before it
+    /// reports anything stored. Later lookups of the write path (dedup, feed state) already
+    /// see these writes. The whole feed goes into one batch, so it commits atomically; a full
+    /// batch is committed (not flushed) here.
+    pub fn apply_staged(
+        &self,
+        feed: &FeedId,
+        intents: &[Intent],
+        state: Option<&FeedState>,
+    ) -> Result<(ApplyReport, Staging), StoreError> {
         let state_value = state.map(encode).transpose()?;
-        let (report, written) = self.transaction(|tx| {
-            let mut r = ApplyReport::default();
-            let mut written = Vec::with_capacity(intents.len());
-            for intent in intents {
-                match intent {
-                    Intent::Insert(item) => {
-                        if tx.items.get(item.id.0.as_bytes())?.is_some() {
-                            r.skipped += 1;
-                            continue;
+        let mut r = ApplyReport::default();
+        let mut written = Vec::with_capacity(intents.len());
+        let mut st = self.lock_staged();
+        for intent in intents {
+            match intent {
+                Intent::Insert(item) => {
+                    if st.items.contains_key(&item.id.0)
+                        || self.items.contains_key(item.id.0.as_bytes())?
+                    {
+                        r.skipped += 1;
+                        continue;
+                    }
+                    let new = Arc::new((**item).clone());
+                    written.push(Written::of(&new));
+                    r.inserted += 1;
+                    r.inserted_ids.push(item.id.clone());
+                    let value = encode(&*new)?;
+                    st.push_item(new, None, value);
+                }
+                Intent::Update(item) => match self.current(&st, &item.id)? {
+                    Some(old) => {
+                        let mut new = (**item).clone();
+                        new.first_seen = old.first_seen;
+                        new.feed = old.feed.clone();
+                        new.sources = old.sources.clone();
+                        if let Some(s) = new.sources.iter_mut().find(|s| s.feed == *feed) {
+                            if let Some(fresh) = item.sources.first() {
+                                *s = fresh.clone();
+                            }
                         }
-                        tx.write_item(item, None)?;
-                        written.push(Written::of(item));
+                        written.push(Written::of(&new));
+                        r.updated += 1;
+                        let value = encode(&new)?;
+                        st.push_item(Arc::new(new), Some(old), value);
+                    }
+                    None => {
+                        let new = Arc::new((**item).clone());
+                        written.push(Written::of(&new));
                         r.inserted += 1;
                         r.inserted_ids.push(item.id.clone());
+                        let value = encode(&*new)?;
+                        st.push_item(new, None, value);
                     }
-                    Intent::Update(item) => match tx.read_item(&item.id)? {
-                        Some(old) => {
-                            let mut new = (**item).clone();
-                            new.first_seen = old.first_seen;
-                            new.feed = old.feed.clone();
-                            new.sources = old.sources.clone();
-                            if let Some(s) = new.sources.iter_mut().find(|s| s.feed == *feed) {
-                                if let Some(fresh) = item.sources.first() {
-                                    *s = fresh.clone();
-                                }
-                            }
-                            tx.write_item(&new, Some(&old))?;
-                            written.push(Written::of(&new));
-                            r.updated += 1;
-                        }
-                        None => {
-                            tx.write_item(item, None)?;
-                            written.push(Written::of(item));
-                            r.inserted += 1;
-                            r.inserted_ids.push(item.id.clone());
-                        }
-                    },
-                    Intent::MergeSource { into, source } => match tx.read_item(into)? {
-                        Some(old) if !old.sources.iter().any(|s| s.feed == source.feed) => {
-                            let mut new = old.clone();
-                            new.sources.push(source.clone());
-                            tx.write_item(&new, Some(&old))?;
-                            r.merged += 1;
-                        }
-                        _ => r.skipped += 1,
-                    },
-                    Intent::Skip { .. } => r.skipped += 1,
-                }
+                },
+                Intent::MergeSource { into, source } => match self.current(&st, into)? {
+                    Some(old) if !old.sources.iter().any(|s| s.feed == source.feed) => {
+                        let mut new = (*old).clone();
+                        new.sources.push(source.clone());
+                        r.merged += 1;
+                        let value = encode(&new)?;
+                        st.push_item(Arc::new(new), Some(old), value);
+                    }
+                    _ => r.skipped += 1,
+                },
+                Intent::Skip { .. } => r.skipped += 1,
             }
-            if let Some(v) = &state_value {
-                tx.feed_state.insert(feed.0.as_bytes(), v.as_slice())?;
+        }
+        if let Some(v) = state_value {
+            st.push_state(&feed.0, v);
+        }
+        st.documents += 1;
+        let staging = Staging {
+            generation: st.generation,
+        };
+        {
+            // Built now if it is not yet: lookups must find this batch's items.
+            let mut ix = self.near_index_locked(&st)?;
+            for w in &written {
+                ix.upsert(&w.id, w.fingerprint, w.first_seen);
             }
-            Ok((r, written))
-        })?;
-        self.near_written(&written);
-        self.commit()?;
-        Ok(report)
+        }
+        if st.is_full() {
+            self.commit_locked(&mut st)?;
+        }
+        Ok((r, staging))
+    }
+
+    /// The current version of an item for the write path: the staged one, else the stored one.
+    fn current(&self, st: &staged::Staged, id: &ItemId) -> Result<Option<Arc<Item>>, StoreError> {
+        if let Some(item) = st.items.get(&id.0) {
+            return Ok(Some(item.clone()));
+        }
+        Ok(self.get(id)?.map(Arc::new))
     }
 
     /// Stores a feed's state. It is durable with the next flush or sync: a state lost to a
     /// crash costs one more conditional request, never an item (items are synced by
     /// [`Store::apply`] before their feed's state says they were fetched).
     pub fn put_feed_state(&self, feed: &FeedId, state: &FeedState) -> Result<(), StoreError> {
-        self.feed_state.insert(feed.0.as_bytes(), encode(state)?)?;
+        // Staged, in order with the batch: a state written straight to sled would be
+        // overwritten by an older one still staged for the same feed.
+        let value = encode(state)?;
+        let mut st = self.lock_staged();
+        st.push_state(&feed.0, value);
+        if st.is_full() {
+            self.commit_locked(&mut st)?;
+        }
         Ok(())
     }
 
@@ -781,18 +954,25 @@ impl Store {
                 break;
             }
             let tomb = encode(&Tombstone { purged_at: now })?;
-            self.transaction(|tx| {
-                for item in &batch {
-                    tx.remove_indexes(item)?;
-                    tx.items.remove(item.id.0.as_bytes())?;
-                    tx.tombstones
-                        .insert(keys::tombstone_id_key(&item.id.0), tomb.as_slice())?;
-                    if let Some(l) = &item.link {
+            self.exclusive(|| {
+                self.transaction(|tx| {
+                    for item in &batch {
+                        // The stored version: a batch committed since the scan may have
+                        // changed its index entries.
+                        let Some(item) = tx.read_item(&item.id)? else {
+                            continue;
+                        };
+                        tx.remove_indexes(&item)?;
+                        tx.items.remove(item.id.0.as_bytes())?;
                         tx.tombstones
-                            .insert(keys::tombstone_url_key(l), tomb.as_slice())?;
+                            .insert(keys::tombstone_id_key(&item.id.0), tomb.as_slice())?;
+                        if let Some(l) = &item.link {
+                            tx.tombstones
+                                .insert(keys::tombstone_url_key(l), tomb.as_slice())?;
+                        }
                     }
-                }
-                Ok(())
+                    Ok(())
+                })
             })?;
             self.near_removed(&batch);
             purged += batch.len();
@@ -846,29 +1026,32 @@ impl Store {
                 changed.push((old, new));
             }
             let progress = progress.map(encode).transpose()?;
-            let written = self.transaction(|tx| {
-                let mut written = Vec::with_capacity(changed.len());
-                for (old, new) in &changed {
-                    match tx.read_item(&old.id)? {
-                        None => {}
-                        Some(cur) if cur == **old => {
-                            tx.write_item(new, Some(old))?;
-                            written.push((owned_names(&old.labels), owned_names(&new.labels)));
-                        }
-                        Some(cur) if cur.labels.taxonomy_version == version => {}
-                        Some(cur) => {
-                            let mut fresh = cur.clone();
-                            fresh.labels = label(&cur);
-                            fresh.labels.taxonomy_version = version;
-                            tx.write_item(&fresh, Some(&cur))?;
-                            written.push((owned_names(&cur.labels), owned_names(&fresh.labels)));
+            let written = self.exclusive(|| {
+                self.transaction(|tx| {
+                    let mut written = Vec::with_capacity(changed.len());
+                    for (old, new) in &changed {
+                        match tx.read_item(&old.id)? {
+                            None => {}
+                            Some(cur) if cur == **old => {
+                                tx.write_item(new, Some(old))?;
+                                written.push((owned_names(&old.labels), owned_names(&new.labels)));
+                            }
+                            Some(cur) if cur.labels.taxonomy_version == version => {}
+                            Some(cur) => {
+                                let mut fresh = cur.clone();
+                                fresh.labels = label(&cur);
+                                fresh.labels.taxonomy_version = version;
+                                tx.write_item(&fresh, Some(&cur))?;
+                                written
+                                    .push((owned_names(&cur.labels), owned_names(&fresh.labels)));
+                            }
                         }
                     }
-                }
-                if let Some(p) = &progress {
-                    tx.meta.insert(keys::META_RELABEL_PROGRESS, p.as_slice())?;
-                }
-                Ok(written)
+                    if let Some(p) = &progress {
+                        tx.meta.insert(keys::META_RELABEL_PROGRESS, p.as_slice())?;
+                    }
+                    Ok(written)
+                })
             })?;
             self.flush()?;
             report.examined += batch.len() as u64;
@@ -1101,6 +1284,10 @@ impl Store {
     }
 
     pub fn feed_state(&self, feed: &FeedId) -> Result<Option<FeedState>, StoreError> {
+        let staged = self.lock_staged().states.get(&feed.0).cloned();
+        if let Some(v) = staged {
+            return Ok(Some(decode(keys::FEED_STATE, feed.0.as_bytes(), &v)?));
+        }
         match self.feed_state.get(feed.0.as_bytes())? {
             Some(v) => Ok(Some(decode(keys::FEED_STATE, feed.0.as_bytes(), &v)?)),
             None => Ok(None),
@@ -1109,12 +1296,22 @@ impl Store {
 
     /// Every feed's state, by feed id.
     pub fn feed_states(&self) -> Result<Vec<(FeedId, FeedState)>, StoreError> {
+        let mut staged = self.lock_staged().states.clone();
         let mut out = Vec::new();
         for kv in self.feed_state.iter() {
             let (k, v) = kv?;
-            let feed = FeedId(String::from_utf8_lossy(&k).into_owned());
-            out.push((feed, decode(keys::FEED_STATE, &k, &v)?));
+            let feed = String::from_utf8_lossy(&k).into_owned();
+            let state = match staged.remove(&feed) {
+                Some(newer) => decode(keys::FEED_STATE, &k, &newer)?,
+                None => decode(keys::FEED_STATE, &k, &v)?,
+            };
+            out.push((FeedId(feed), state));
         }
+        for (feed, v) in staged {
+            let state = decode(keys::FEED_STATE, feed.as_bytes(), &v)?;
+            out.push((FeedId(feed), state));
+        }
+        out.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
         Ok(out)
     }
 
@@ -1285,6 +1482,24 @@ impl GroupSync {
     }
 }
 
+/// What dedup needs of a staged item (the same fields [`Store::meta_of`] reads from sled).
+fn staged_meta(item: &Item) -> StoredMeta {
+    StoredMeta {
+        source_feeds: item.sources.iter().map(|s| s.feed.clone()).collect(),
+        source_entries: item
+            .sources
+            .iter()
+            .filter_map(|s| crate::dedup::entry_key(s).map(|k| (s.feed.clone(), k.to_string())))
+            .collect(),
+        id: item.id.clone(),
+        feed: item.feed.clone(),
+        content_hash: item.content_hash,
+        revision: item.revision,
+        fingerprint: item.fingerprint,
+        title: item.title.clone(),
+    }
+}
+
 /// Every label id of an item, owned (for the per-label change counts of a relabel pass).
 fn owned_names(labels: &Labels) -> BTreeSet<String> {
     labels.all_ids().map(str::to_string).collect()
@@ -1308,11 +1523,16 @@ impl Tx<'_> {
     /// Writes `item` and its index entries, first removing those of `old` (its previous
     /// version) when given.
     fn write_item(&self, item: &Item, old: Option<&Item>) -> TxResult<()> {
+        let value = encode(item).map_err(abort)?;
+        self.write_item_value(item, &value, old)
+    }
+
+    /// [`Tx::write_item`] with the item already encoded as `value`.
+    fn write_item_value(&self, item: &Item, value: &[u8], old: Option<&Item>) -> TxResult<()> {
         if let Some(old) = old {
             self.remove_indexes(old)?;
         }
         let id = item.id.0.as_str();
-        let value = encode(item).map_err(abort)?;
         self.items.insert(id.as_bytes(), value)?;
         self.item_time.insert(
             keys::time_key(item.first_seen, id),

@@ -99,7 +99,8 @@ fn migrates_schema_1_to_current() {
         let known = store.known_for(&[probe]).unwrap();
         assert!(!known[0].near.is_empty());
     }
-    // Values are now versioned on disk.
+    // Values are now versioned on disk. (sled lets go of its lock a moment after the drop.)
+    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
     let db = sled::open(dir.path()).unwrap();
     let raw = db
         .open_tree(keys::ITEMS)
@@ -291,4 +292,164 @@ fn cursor_round_trips() {
     assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
     assert!("x".parse::<Cursor>().is_err());
     assert!("12.".parse::<Cursor>().is_err());
+}
+
+/// A caller-flush store: applies are staged, not committed, until a flush or a full batch.
+fn staging_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap().with_group_commit();
+    (dir, store)
+}
+
+fn source(feed: &str, guid: &str) -> Source {
+    Source {
+        feed: FeedId(feed.into()),
+        guid: Some(guid.into()),
+        link: None,
+    }
+}
+
+/// The write path sees its own batch: a later feed of the same batch finds a staged item by
+/// id and by link, updates and merges into it, and the one commit writes the final version
+/// with consistent indexes.
+#[test]
+fn staged_batch_is_seen_by_dedup_and_committed_once() {
+    let (dir, store) = staging_store();
+    let x = item("x1", "a", "asylum", 0);
+    let r = store
+        .apply(
+            &FeedId("a".into()),
+            &[Intent::Insert(Box::new(x.clone()))],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.inserted, 1);
+    // Not in sled yet, but the write path knows it.
+    assert!(store.get(&x.id).unwrap().is_none());
+    let mut same_link = item("y1", "b", "asylum", 5);
+    same_link.link = x.link.clone();
+    let known = store.known_for(&[x.clone(), same_link]).unwrap();
+    assert_eq!(
+        known[0].by_id.as_ref().map(|m| m.id.clone()),
+        Some(x.id.clone())
+    );
+    assert_eq!(
+        known[1].by_link.as_ref().map(|m| m.id.clone()),
+        Some(x.id.clone())
+    );
+    // Inserting it again in the same batch is skipped; an edit updates the staged version;
+    // another feed's copy is merged into it.
+    let mut edited = x.clone();
+    edited.title = "Title x1, edited".into();
+    edited.revision = 1;
+    let r = store
+        .apply(
+            &FeedId("a".into()),
+            &[
+                Intent::Insert(Box::new(x.clone())),
+                Intent::Update(Box::new(edited)),
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!((r.inserted, r.updated, r.skipped), (0, 1, 1));
+    let r = store
+        .apply(
+            &FeedId("b".into()),
+            &[Intent::MergeSource {
+                into: x.id.clone(),
+                source: source("b", "y1"),
+            }],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.merged, 1);
+    store.flush().unwrap();
+    let stored = store.get(&x.id).unwrap().unwrap();
+    assert_eq!(stored.title, "Title x1, edited");
+    assert_eq!(stored.sources.len(), 2);
+    assert_eq!(store.item_count(), 1);
+    let by_b = store
+        .latest(&Scope::Feed(FeedId("b".into())), None, 10)
+        .unwrap();
+    assert_eq!(by_b.items.len(), 1);
+    assert!(store.verify().unwrap().problems.is_empty());
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.item_count(), 1);
+    assert!(store.verify().unwrap().problems.is_empty());
+}
+
+/// Feed states are staged in order with the batch: a state recorded after an apply wins over
+/// the apply's, before and after the commit, and a store dropped unflushed keeps both items
+/// and states.
+#[test]
+fn staged_feed_states_keep_their_order_and_survive_a_drop() {
+    let (dir, store) = staging_store();
+    let feed = FeedId("a".into());
+    let state = |etag: &str| FeedState {
+        etag: Some(etag.into()),
+        ..Default::default()
+    };
+    store
+        .apply(
+            &feed,
+            &[Intent::Insert(Box::new(item("x1", "a", "asylum", 0)))],
+            Some(&state("first")),
+        )
+        .unwrap();
+    store.put_feed_state(&feed, &state("second")).unwrap();
+    let now = |s: &Store| s.feed_state(&feed).unwrap().unwrap().etag;
+    assert_eq!(now(&store).as_deref(), Some("second"));
+    let all = store.feed_states().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].1.etag.as_deref(), Some("second"));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(now(&store).as_deref(), Some("second"));
+    assert_eq!(store.item_count(), 1);
+}
+
+/// A batch commits itself when full, so a caller that never flushes holds a bounded batch.
+#[test]
+fn a_full_batch_commits_itself() {
+    let (_dir, store) = staging_store();
+    for n in 0..staged::MAX_STAGED_DOCUMENTS {
+        let id = format!("x{n}");
+        let feed = FeedId(format!("f{n}"));
+        store
+            .apply(
+                &feed,
+                &[Intent::Insert(Box::new(item(
+                    &id, &feed.0, "asylum", n as i64,
+                )))],
+                None,
+            )
+            .unwrap();
+        let committed = store.get(&ItemId(id)).unwrap().is_some();
+        assert_eq!(
+            committed,
+            n + 1 == staged::MAX_STAGED_DOCUMENTS,
+            "after {n}"
+        );
+    }
+    assert!(store.lock_staged().is_empty());
+}
+
+/// A batch dropped by a failed commit is reported lost to its writers, and only to them.
+#[test]
+fn a_failed_batch_is_reported_lost() {
+    let mut st = staged::Staged::default();
+    let first = st.generation;
+    st.push_state("a", vec![1]);
+    st.finish(false);
+    let second = st.generation;
+    st.push_state("a", vec![2]);
+    st.finish(true);
+    assert!(st.was_lost(first));
+    assert!(!st.was_lost(second));
+    // An empty batch that "fails" lost nothing.
+    let third = st.generation;
+    st.finish(false);
+    assert!(!st.was_lost(third));
 }

@@ -210,32 +210,34 @@ impl Store {
                 _ => None,
             })
             .collect::<Result<_, _>>()?;
-        let (added, present, written) = self.transaction(|tx| {
-            let (mut added, mut present) = (0u64, 0u64);
-            let mut written = Vec::new();
-            for rec in batch {
-                if let Record::Item { item } = rec {
-                    if tx.items.get(item.id.0.as_bytes())?.is_some() {
-                        present += 1;
-                    } else {
-                        // The fingerprint is derived data: recompute it, so an export from a
-                        // build with another fingerprint function merges like fresh items.
-                        let mut item = item.clone();
-                        item.fingerprint =
-                            crate::normalize::fingerprint_of(&item.title, &item.content_html);
-                        tx.write_item(&item, None)?;
-                        written.push(super::Written::of(&item));
-                        added += 1;
+        let (added, present, written) = self.exclusive(|| {
+            self.transaction(|tx| {
+                let (mut added, mut present) = (0u64, 0u64);
+                let mut written = Vec::new();
+                for rec in batch {
+                    if let Record::Item { item } = rec {
+                        if tx.items.get(item.id.0.as_bytes())?.is_some() {
+                            present += 1;
+                        } else {
+                            // The fingerprint is derived data: recompute it, so an export from a
+                            // build with another fingerprint function merges like fresh items.
+                            let mut item = item.clone();
+                            item.fingerprint =
+                                crate::normalize::fingerprint_of(&item.title, &item.content_html);
+                            tx.write_item(&item, None)?;
+                            written.push(super::Written::of(&item));
+                            added += 1;
+                        }
                     }
                 }
-            }
-            for (k, v) in &encoded_states {
-                tx.feed_state.insert(*k, v.as_slice())?;
-            }
-            for (k, v) in &tomb_values {
-                tx.tombstones.insert(k.as_slice(), v.as_slice())?;
-            }
-            Ok((added, present, written))
+                for (k, v) in &encoded_states {
+                    tx.feed_state.insert(*k, v.as_slice())?;
+                }
+                for (k, v) in &tomb_values {
+                    tx.tombstones.insert(k.as_slice(), v.as_slice())?;
+                }
+                Ok((added, present, written))
+            })
         })?;
         self.near_written(&written);
         self.flush()?;
