@@ -261,23 +261,42 @@ type Write = (usize, Vec<u8>, Vec<u8>);
 /// The write pattern of one item: (key space, key, value) for the item and its index entries.
 /// `band_entries`: schema 3's four fingerprint band entries in their own tree (with an empty
 /// `item_time` value); otherwise schema 4's fingerprint in the `item_time` value.
-fn item_writes(feed: &str, item: &newsrelay::item::Item, band_entries: bool) -> Vec<Write> {
+/// `seq`: schema 5's layout, the item under the next sequence number (in key space 0) found
+/// through an id → number entry (key space 5, written first).
+fn item_writes(
+    feed: &str,
+    item: &newsrelay::item::Item,
+    band_entries: bool,
+    compressed: bool,
+    seq: Option<&mut u64>,
+) -> Vec<Write> {
     use newsrelay::store::keys;
     let id = item.id.0.as_str();
     let fp = item.fingerprint.to_be_bytes().to_vec();
-    let mut w = vec![
-        (
-            0,
-            id.as_bytes().to_vec(),
-            keys::encode_value(item).expect("encodes"),
-        ),
+    let value = if compressed {
+        keys::encode_compressed_value(item, 4096)
+    } else {
+        keys::encode_value(item)
+    };
+    let mut w = match seq {
+        Some(seq) => {
+            *seq += 1;
+            let n = seq.to_be_bytes().to_vec();
+            vec![
+                (5, id.as_bytes().to_vec(), n.clone()),
+                (0, n, value.expect("encodes")),
+            ]
+        }
+        None => vec![(0, id.as_bytes().to_vec(), value.expect("encodes"))],
+    };
+    w.extend([
         (
             1,
             keys::time_key(item.first_seen, id),
             if band_entries { vec![] } else { fp.clone() },
         ),
         (2, keys::scoped_time_key(feed, item.first_seen, id), vec![]),
-    ];
+    ]);
     if let Some(l) = &item.link {
         w.push((4, l.as_bytes().to_vec(), id.as_bytes().to_vec()));
     }
@@ -292,9 +311,15 @@ fn item_writes(feed: &str, item: &newsrelay::item::Item, band_entries: bool) -> 
     w
 }
 
-/// The writes of every document, one sled transaction per document over the trees, one
-/// flush at the end; returns the time taken.
-fn transaction_per_document(writes: &[Vec<Write>], trees: usize) -> Duration {
+/// The writes of every document, one sled transaction per `per_tx` documents over the trees,
+/// one flush at the end; returns the time taken.
+/// `first`: the key space of each item's first write.
+fn transaction_per_document(
+    writes: &[Vec<Write>],
+    trees: usize,
+    per_tx: usize,
+    first: usize,
+) -> Duration {
     use sled::Transactional;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = sled::open(dir.path()).expect("sled opens");
@@ -302,10 +327,18 @@ fn transaction_per_document(writes: &[Vec<Write>], trees: usize) -> Duration {
         .map(|t| db.open_tree(format!("t{t}")).expect("tree"))
         .collect();
     let s = Instant::now();
-    for doc in writes {
+    for docs in writes.chunks(per_tx) {
         let run = |tx: &[&sled::transaction::TransactionalTree]| {
-            for (space, k, v) in doc {
-                if *space == 0 && tx[0].get(k)?.is_some() {
+            let mut skip = false;
+            for (space, k, v) in docs.iter().flatten() {
+                // An item's first write (key space `first`) says whether it is stored
+                // already; its other writes follow it. The feed state (6) is always written.
+                if *space == first {
+                    skip = tx[*space].get(k)?.is_some();
+                } else if *space == 6 {
+                    skip = false;
+                }
+                if skip {
                     continue;
                 }
                 // Schema 4 has no tree 5: its transaction spans 8 trees.
@@ -339,23 +372,41 @@ fn transaction_per_document(writes: &[Vec<Write>], trees: usize) -> Duration {
 /// tree) against schema 4 (the fingerprint in the `item_time` value, eight trees).
 fn write_paths(docs: &[Doc]) {
     let feeds = normalised(docs);
-    let layout = |band_entries: bool| -> Vec<Vec<Write>> {
+    let layout = |band_entries: bool, compressed: bool, seq: bool| -> Vec<Vec<Write>> {
+        let mut n = 0u64;
         feeds
             .iter()
             .map(|(f, items)| {
                 let mut w: Vec<_> = items
                     .iter()
-                    .flat_map(|i| item_writes(f, i, band_entries))
+                    .flat_map(|i| {
+                        item_writes(f, i, band_entries, compressed, seq.then_some(&mut n))
+                    })
                     .collect();
                 w.push((6, f.as_bytes().to_vec(), b"state".to_vec()));
                 w
             })
             .collect()
     };
-    let (schema3, schema4) = (layout(true), layout(false));
+    let (schema3, schema4, packed, schema5) = (
+        layout(true, false, false),
+        layout(false, false, false),
+        layout(false, true, false),
+        layout(false, true, true),
+    );
+    let bytes = |l: &[Vec<Write>]| -> usize {
+        l.iter()
+            .flatten()
+            .filter(|w| w.0 == 0)
+            .map(|w| w.2.len())
+            .sum()
+    };
     let n: usize = feeds.iter().map(|(_, i)| i.len()).sum();
-    let (_, t3) = best_of(3, || ((), transaction_per_document(&schema3, 9)));
-    let (_, t4) = best_of(3, || ((), transaction_per_document(&schema4, 8)));
+    let (_, t3) = best_of(3, || ((), transaction_per_document(&schema3, 9, 1, 0)));
+    let (_, t4) = best_of(3, || ((), transaction_per_document(&schema4, 8, 1, 0)));
+    let (_, t4b) = best_of(3, || ((), transaction_per_document(&schema4, 8, BATCH, 0)));
+    let (_, t4c) = best_of(3, || ((), transaction_per_document(&packed, 8, BATCH, 0)));
+    let (_, t5) = best_of(3, || ((), transaction_per_document(&schema5, 9, BATCH, 5)));
     println!(
         "write path only ({n} items, {} documents, one transaction each, one flush at the end):",
         feeds.len()
@@ -369,10 +420,49 @@ fn write_paths(docs: &[Doc]) {
         per_second(n, t4),
         t3.as_secs_f64() / t4.as_secs_f64()
     );
+    println!(
+        "  schema 4, one transaction per {BATCH} documents (the store's write batch) {t4b:>10.2?}  {:>10.0} items/s  ({:.2}x one per document)",
+        per_second(n, t4b),
+        t4.as_secs_f64() / t4b.as_secs_f64()
+    );
+    println!(
+        "  the same, item values LZ4-compressed ({:.1} MB, JSON {:.1} MB) {t4c:>10.2?}  {:>10.0} items/s  ({:.2}x uncompressed, {:.2}x schema 4 one per document)",
+        bytes(&packed) as f64 / 1e6,
+        bytes(&schema4) as f64 / 1e6,
+        per_second(n, t4c),
+        t4b.as_secs_f64() / t4c.as_secs_f64(),
+        t4.as_secs_f64() / t4c.as_secs_f64()
+    );
+    println!(
+        "  schema 5: the same, items under sequence numbers found through an id index {t5:>10.2?}  {:>10.0} items/s  ({:.2}x id-keyed, {:.2}x schema 4 one per document)",
+        per_second(n, t5),
+        t4c.as_secs_f64() / t5.as_secs_f64(),
+        t4.as_secs_f64() / t5.as_secs_f64()
+    );
 }
+
+/// Documents per transaction in the write-path lines: the store's batch size.
+const BATCH: usize = 256;
 
 fn benches(c: &mut Criterion) {
     let docs = corpus();
+    // INGEST_PROFILE=1: only the one-flush ingest, ten times over (for perf).
+    if std::env::var_os("INGEST_PROFILE").is_some() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Store::open(dir.path())
+                .expect("store opens")
+                .with_group_commit();
+            let s = Instant::now();
+            let (entries, _) = ingest_all(&store, &docs);
+            store.flush().expect("flush");
+            println!(
+                "one flush total: {:.0} items/s",
+                per_second(entries, s.elapsed())
+            );
+        }
+        return;
+    }
     write_paths(&docs);
     report(&docs);
     let items = parse_normalize(&docs) as u64;

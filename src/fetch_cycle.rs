@@ -13,7 +13,7 @@ use crate::ingest::{self, IngestReport};
 use crate::item::{FeedId, FeedState, Item, Labels};
 use crate::metrics::Metrics;
 use crate::parse::{self, FeedInput};
-use crate::store::{Staging, Store};
+use crate::store::Store;
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
@@ -254,26 +254,12 @@ pub async fn run_feed(
             let span = tracing::Span::current();
             // A closed semaphore cannot happen (it lives as long as the cycle); without a
             // permit the feed is still ingested.
-            let slot = ingest_slots.acquire().await.ok();
+            let _slot = ingest_slots.acquire().await.ok();
             let joined = tokio::task::spawn_blocking(move || {
                 span.in_scope(|| ingest_fetched(&store, &feed_for_task, &body, &meta, &labeler))
             })
             .await;
-            // The slot is free once the items are staged: the next feed parses and stages
-            // while this one waits for the commit and flush it shares with the feeds staged
-            // beside it.
-            drop(slot);
-            let settled = match joined {
-                Ok((report, staging, hints)) => {
-                    let store = cx.store.clone();
-                    tokio::task::spawn_blocking(move || {
-                        (ingest::settle(&store, report, staging), hints)
-                    })
-                    .await
-                }
-                Err(e) => Err(e),
-            };
-            match settled {
+            match joined {
                 Ok((report, hints)) => (FeedOutcome::Fetched(report), hints),
                 Err(e) => (
                     FeedOutcome::Failed(format!("ingest ended abnormally: {e}")),
@@ -311,15 +297,14 @@ pub async fn run_feed(
     }
 }
 
-/// Parses and stages one fetched body; returns the report (true once settled), the staged
-/// writes to make durable and the feed's polling hints.
+/// Parses and stores one fetched body; returns the report and the feed's polling hints.
 fn ingest_fetched(
     store: &Store,
     feed: &FeedSettings,
     body: &[u8],
     meta: &crate::fetch::ResponseMeta,
     labeler: &Labeler,
-) -> (IngestReport, Option<Staging>, Option<FeedHints>) {
+) -> (IngestReport, Option<FeedHints>) {
     let now = Utc::now();
     let input = FeedInput {
         body,
@@ -332,9 +317,8 @@ fn ingest_fetched(
     match parse::parse_feed(&input) {
         Ok(parsed) => {
             let hints = FeedHints::from_meta(&parsed.feed);
-            let (report, staging) =
-                ingest::ingest_parsed_staged(store, feed, &parsed, input.url, &label, now);
-            (report, staging, Some(hints))
+            let report = ingest::ingest_parsed(store, feed, &parsed, input.url, &label, now);
+            (report, Some(hints))
         }
         Err(e) => {
             let report = IngestReport {
@@ -342,7 +326,7 @@ fn ingest_fetched(
                 error: Some(format!("cannot parse {}: {e}", meta.final_url)),
                 ..Default::default()
             };
-            (report, None, None)
+            (report, None)
         }
     }
 }

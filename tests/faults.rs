@@ -500,7 +500,7 @@ fn compaction_killed_at_any_point_leaves_a_whole_store() {
             round.index,
             leftovers(&db)
         );
-        let store = Store::open(&db).unwrap();
+        let store = open_released(&db);
         assert!(store.verify().unwrap().problems.is_empty());
         assert_eq!(store.item_count() as u64, ITEMS);
     };

@@ -8,7 +8,12 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 /// Tree names.
+/// Schema 4 and older: items by id. Migrated into `item_log` and `item_ids`, then dropped.
 pub const ITEMS: &str = "items";
+/// Sequence number (8 bytes, big-endian) → item value (`store::items`).
+pub const ITEM_LOG: &str = "item_log";
+/// Item id → its sequence number in `item_log`.
+pub const ITEM_IDS: &str = "item_ids";
 pub const ITEM_TIME: &str = "item_time";
 pub const FEED_TIME: &str = "feed_time";
 pub const LABEL_TIME: &str = "label_time";
@@ -24,8 +29,17 @@ pub const META: &str = "meta";
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 pub const META_RELABEL_PROGRESS: &[u8] = b"relabel_progress";
 
-/// First byte of every value this version writes.
+/// First byte of every value this version writes, except items.
 pub const VALUE_VERSION: u8 = 1;
+
+/// First byte of an item value: LZ4 block of the JSON, its length (4 bytes, little-endian)
+/// first. Items are the large values; sled's cost per insert grows with the bytes of the leaf
+/// it rewrites (docs/design-notes.md, "Store write batches").
+pub const VALUE_VERSION_LZ4: u8 = 2;
+
+/// Largest decompressed value accepted when reading: a corrupt length must not allocate
+/// without bound.
+pub const MAX_DECODED_VALUE: usize = 64 * 1024 * 1024;
 
 /// Separates a feed or label id from the instant in composite keys (ids never contain NUL).
 pub const SEP: u8 = 0;
@@ -141,10 +155,60 @@ pub fn encode_value<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, serde_json::E
     Ok(out)
 }
 
-/// Reads a value written by this version, or an unversioned JSON value of schema 1.
+/// A value compressed: version 2 byte ‖ JSON length (u32, little-endian) ‖ LZ4 block.
+/// `size_hint`: the JSON's expected length, reserved up front.
+pub fn encode_compressed_value<T: serde::Serialize>(
+    v: &T,
+    size_hint: usize,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut json = Vec::with_capacity(size_hint);
+    serde_json::to_writer(&mut json, v)?;
+    let len = u32::try_from(json.len())
+        .ok()
+        .filter(|n| (*n as usize) <= MAX_DECODED_VALUE)
+        .ok_or_else(|| invalid(format!("value of {} bytes is too large", json.len())))?;
+    let mut out = vec![0; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
+    out[0] = VALUE_VERSION_LZ4;
+    out[1..5].copy_from_slice(&len.to_le_bytes());
+    let n = lz4_flex::block::compress_into(&json, &mut out[5..])
+        .map_err(|e| invalid(format!("cannot compress: {e}")))?;
+    out.truncate(5 + n);
+    Ok(out)
+}
+
+fn invalid(message: String) -> serde_json::Error {
+    serde_json::Error::io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        message,
+    ))
+}
+
+/// Reads a value written by this version (plain or compressed), or an unversioned JSON value
+/// of schema 1.
 pub fn decode_value<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, serde_json::Error> {
     match b.first() {
         Some(&VALUE_VERSION) => serde_json::from_slice(b.get(1..).unwrap_or_default()),
+        Some(&VALUE_VERSION_LZ4) => {
+            let len = b
+                .get(1..5)
+                .and_then(|l| <[u8; 4]>::try_from(l).ok())
+                .map(|l| u32::from_le_bytes(l) as usize)
+                .ok_or_else(|| invalid("compressed value without its length".into()))?;
+            if len > MAX_DECODED_VALUE {
+                return Err(invalid(format!(
+                    "compressed value claims {len} bytes, more than {MAX_DECODED_VALUE}"
+                )));
+            }
+            let mut json = vec![0; len];
+            let n = lz4_flex::block::decompress_into(b.get(5..).unwrap_or_default(), &mut json)
+                .map_err(|e| invalid(format!("cannot decompress: {e}")))?;
+            if n != len {
+                return Err(invalid(format!(
+                    "compressed value holds {n} bytes, its header says {len}"
+                )));
+            }
+            serde_json::from_slice(&json)
+        }
         _ => serde_json::from_slice(b),
     }
 }
@@ -168,6 +232,33 @@ mod tests {
         let k = scoped_time_key("asylum", b, "abc");
         assert_eq!(split_scoped_key(&k), Some(("asylum", b, "abc".to_string())));
         assert_eq!(split_scoped_key(b"x"), None);
+    }
+
+    #[test]
+    fn compressed_values_round_trip_and_reject_damage() {
+        let v: Vec<String> = (0..50)
+            .map(|n| format!("<p>Paragraph {n} of the news</p>"))
+            .collect();
+        let plain = encode_value(&v).unwrap();
+        let packed = encode_compressed_value(&v, 0).unwrap();
+        assert_eq!(packed[0], VALUE_VERSION_LZ4);
+        assert!(
+            packed.len() < plain.len() / 2,
+            "{} vs {}",
+            packed.len(),
+            plain.len()
+        );
+        assert_eq!(decode_value::<Vec<String>>(&packed).unwrap(), v);
+        assert_eq!(decode_value::<Vec<String>>(&plain).unwrap(), v);
+        // Truncated, a lying length, a huge length: errors, no panic, no huge allocation.
+        assert!(decode_value::<Vec<String>>(&packed[..packed.len() / 2]).is_err());
+        let mut lying = packed.clone();
+        lying[1..5].copy_from_slice(&7u32.to_le_bytes());
+        assert!(decode_value::<Vec<String>>(&lying).is_err());
+        let mut huge = packed.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_value::<Vec<String>>(&huge).is_err());
+        assert!(decode_value::<Vec<String>>(&[VALUE_VERSION_LZ4, 1]).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! an unbounded result.
 
 mod compact;
+mod items;
 pub mod keys;
 mod near;
 mod staged;
@@ -35,8 +36,9 @@ use thiserror::Error;
 /// over distinct word pairs, indexed in 4 bands of 16 bits (probed one bit either way) with the
 /// instant first seen in the key, newest read first (recomputed on migration). 4: no
 /// `fingerprints` tree; each `item_time` entry carries its item's fingerprint, from which the
-/// near-duplicate index is built in memory ([`near`]).
-pub const SCHEMA_VERSION: u32 = 4;
+/// near-duplicate index is built in memory ([`near`]). 5: items stored under a sequence number
+/// in `item_log`, found by id through `item_ids` ([`items`]); item values LZ4-compressed.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Largest page any query returns.
 pub const MAX_PAGE: usize = 1000;
@@ -110,6 +112,13 @@ fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     keys::encode_value(v).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+/// An item's value: compressed ([`keys::VALUE_VERSION_LZ4`]).
+fn encode_item(item: &Item) -> Result<Vec<u8>, StoreError> {
+    // Room for the JSON at once: growing it by doubling was a third of encoding.
+    let size_hint = 1024 + item.content_html.len() + item.summary_text.len() + item.title.len();
+    keys::encode_compressed_value(item, size_hint).map_err(|e| StoreError::Encode(e.to_string()))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(
@@ -287,7 +296,7 @@ pub struct Staging {
 /// The open store. Cheap to share by reference between threads.
 pub struct Store {
     db: sled::Db,
-    items: sled::Tree,
+    items: items::ItemTrees,
     item_time: sled::Tree,
     feed_time: sled::Tree,
     label_time: sled::Tree,
@@ -323,7 +332,7 @@ impl Drop for Store {
 
 /// The trees one write transaction touches.
 struct Tx<'a> {
-    items: &'a TransactionalTree,
+    items: items::TxItems<'a>,
     item_time: &'a TransactionalTree,
     feed_time: &'a TransactionalTree,
     label_time: &'a TransactionalTree,
@@ -399,7 +408,7 @@ impl Store {
             })?;
         let t = |name: &str| db.open_tree(name);
         let store = Store {
-            items: t(keys::ITEMS)?,
+            items: items::ItemTrees::open(&db)?,
             item_time: t(keys::ITEM_TIME)?,
             feed_time: t(keys::FEED_TIME)?,
             label_time: t(keys::LABEL_TIME)?,
@@ -455,9 +464,23 @@ impl Store {
                         message: format!("{} bytes, expected 4", v.len()),
                     })?
             }
-            None if self.items.is_empty() => SCHEMA_VERSION,
-            None => 1,
+            // Schema 1 wrote no version; its items are in the legacy `items` tree.
+            None => match self.legacy_items()? {
+                Some(legacy) if !legacy.is_empty() => 1,
+                _ => SCHEMA_VERSION,
+            },
         })
+    }
+
+    /// Schema 4 and older's `items` tree (id → value), if the store still has one. Not
+    /// opened otherwise: sled would create it.
+    fn legacy_items(&self) -> Result<Option<sled::Tree>, StoreError> {
+        let name: &[u8] = keys::ITEMS.as_bytes();
+        if self.db.tree_names().iter().any(|n| n.as_ref() == name) {
+            Ok(Some(self.db.open_tree(keys::ITEMS)?))
+        } else {
+            Ok(None)
+        }
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -468,21 +491,25 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if found < 4 {
+        if found < 5 {
             // 1 → 2: rewrite values with a version byte and build every index afresh.
             // 2 → 3: the fingerprint function changed: recompute each item's fingerprint.
             // 3 → 4: the fingerprint moves from the `fingerprints` band entries into the
-            // item's `item_time` value, and the `fingerprints` tree is dropped. Every item is
-            // rewritten with its indexes; each batch is idempotent and the schema version is
-            // written last, so a migration cut short simply runs again on next open.
+            // item's `item_time` value, and the `fingerprints` tree is dropped.
+            // 4 → 5: items move from `items` (by id) to `item_log` (by sequence number) and
+            // `item_ids`, values compressed.
+            // Every item is rewritten with its indexes; each batch is idempotent (an id keeps
+            // the number it was given) and the schema version is written before the old trees
+            // are dropped, so a migration cut short simply runs again on next open.
+            let legacy = self.legacy_items()?;
             let mut after: Option<sled::IVec> = None;
-            loop {
+            while let Some(legacy) = &legacy {
                 let range = match &after {
-                    Some(k) => self.items.range::<&[u8], _>((
+                    Some(k) => legacy.range::<&[u8], _>((
                         std::ops::Bound::Excluded(k.as_ref()),
                         std::ops::Bound::Unbounded,
                     )),
-                    None => self.items.iter(),
+                    None => legacy.iter(),
                 };
                 let mut batch = Vec::with_capacity(BATCH);
                 for kv in range.take(BATCH) {
@@ -505,12 +532,25 @@ impl Store {
                     Ok(())
                 })?;
             }
-            self.db.drop_tree(keys::FINGERPRINTS)?;
         }
         if found != SCHEMA_VERSION || self.meta.get(keys::META_SCHEMA_VERSION)?.is_none() {
             self.meta
                 .insert(keys::META_SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
             self.flush()?;
+        }
+        // Trees of older schemas, dropped once the version says the migration is done (and on
+        // the next open if a crash came between the two).
+        if self.legacy_items()?.is_some() {
+            self.db.drop_tree(keys::ITEMS)?;
+        }
+        let fingerprints: &[u8] = keys::FINGERPRINTS.as_bytes();
+        if self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == fingerprints)
+        {
+            self.db.drop_tree(keys::FINGERPRINTS)?;
         }
         Ok(())
     }
@@ -601,7 +641,8 @@ impl Store {
 
     fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let trees = (
-            &self.items,
+            &self.items.ids,
+            &self.items.log,
             &self.item_time,
             &self.feed_time,
             &self.label_time,
@@ -611,9 +652,23 @@ impl Store {
             &self.meta,
         );
         Ok(trees.transaction(
-            |(items, item_time, feed_time, label_time, url_index, feed_state, tombstones, meta)| {
+            |(
+                item_ids,
+                item_log,
+                item_time,
+                feed_time,
+                label_time,
+                url_index,
+                feed_state,
+                tombstones,
+                meta,
+            )| {
                 f(&Tx {
-                    items,
+                    items: items::TxItems {
+                        ids: item_ids,
+                        log: item_log,
+                        trees: &self.items,
+                    },
                     item_time,
                     feed_time,
                     label_time,
@@ -818,22 +873,26 @@ impl Store {
     ) -> Result<(ApplyReport, Staging), StoreError> {
         let state_value = state.map(encode).transpose()?;
         let mut r = ApplyReport::default();
-        let mut written = Vec::with_capacity(intents.len());
         let mut st = self.lock_staged();
+        // The index knows every stored and staged id (a sled lookup per new item was a tenth of
+        // ingest), and takes this feed's items as they are staged. Built now if it is not yet.
+        let mut ix = self.near_index_locked(&st)?;
+        let written = |ix: &mut near::NearIndex, item: &Item| {
+            let w = Written::of(item);
+            ix.upsert(&w.id, w.fingerprint, w.first_seen);
+        };
         for intent in intents {
             match intent {
                 Intent::Insert(item) => {
-                    if st.items.contains_key(&item.id.0)
-                        || self.items.contains_key(item.id.0.as_bytes())?
-                    {
+                    if ix.contains(&item.id.0) {
                         r.skipped += 1;
                         continue;
                     }
                     let new = Arc::new((**item).clone());
-                    written.push(Written::of(&new));
+                    written(&mut ix, &new);
                     r.inserted += 1;
                     r.inserted_ids.push(item.id.clone());
-                    let value = encode(&*new)?;
+                    let value = encode_item(&new)?;
                     st.push_item(new, None, value);
                 }
                 Intent::Update(item) => match self.current(&st, &item.id)? {
@@ -847,17 +906,17 @@ impl Store {
                                 *s = fresh.clone();
                             }
                         }
-                        written.push(Written::of(&new));
+                        written(&mut ix, &new);
                         r.updated += 1;
-                        let value = encode(&new)?;
+                        let value = encode_item(&new)?;
                         st.push_item(Arc::new(new), Some(old), value);
                     }
                     None => {
                         let new = Arc::new((**item).clone());
-                        written.push(Written::of(&new));
+                        written(&mut ix, &new);
                         r.inserted += 1;
                         r.inserted_ids.push(item.id.clone());
-                        let value = encode(&*new)?;
+                        let value = encode_item(&new)?;
                         st.push_item(new, None, value);
                     }
                 },
@@ -866,7 +925,7 @@ impl Store {
                         let mut new = (*old).clone();
                         new.sources.push(source.clone());
                         r.merged += 1;
-                        let value = encode(&new)?;
+                        let value = encode_item(&new)?;
                         st.push_item(Arc::new(new), Some(old), value);
                     }
                     _ => r.skipped += 1,
@@ -878,16 +937,10 @@ impl Store {
             st.push_state(&feed.0, v);
         }
         st.documents += 1;
+        drop(ix);
         let staging = Staging {
             generation: st.generation,
         };
-        {
-            // Built now if it is not yet: lookups must find this batch's items.
-            let mut ix = self.near_index_locked(&st)?;
-            for w in &written {
-                ix.upsert(&w.id, w.fingerprint, w.first_seen);
-            }
-        }
         if st.is_full() {
             self.commit_locked(&mut st)?;
         }
@@ -1102,19 +1155,14 @@ impl Store {
                 };
                 report.total = self.items.len() as u64;
                 if let Some(k) = &after {
-                    report.done_before = self.items.range(..=k.as_bytes()).keys().count() as u64;
+                    report.done_before = self.items.count_through(k.as_bytes()) as u64;
                 }
                 loop {
-                    let range = match &after {
-                        Some(k) => self.items.range::<&[u8], _>((
-                            std::ops::Bound::Excluded(k.as_bytes()),
-                            std::ops::Bound::Unbounded,
-                        )),
-                        None => self.items.iter(),
-                    };
                     let mut batch = Vec::with_capacity(batch_size);
-                    for kv in range.take(batch_size) {
-                        let (k, v) = kv?;
+                    for (k, v) in self
+                        .items
+                        .page_after(after.as_ref().map(|a| a.as_bytes()), batch_size)?
+                    {
                         batch.push(decode::<Item>(keys::ITEMS, &k, &v)?);
                     }
                     let done = batch.len() < batch_size;
@@ -1323,9 +1371,19 @@ impl Store {
                 r.problems.push(s);
             }
         };
-        for kv in self.items.iter() {
-            let (k, v) = kv?;
+        for kv in self.items.ids.iter() {
+            let (k, seq) = kv?;
             r.items += 1;
+            let Some(v) = self.items.log.get(&seq)? else {
+                note(
+                    &mut r,
+                    format!(
+                        "item {} has no value in item_log",
+                        String::from_utf8_lossy(&k)
+                    ),
+                );
+                continue;
+            };
             let item: Item = match decode(keys::ITEMS, &k, &v) {
                 Ok(i) => i,
                 Err(e) => {
@@ -1394,6 +1452,14 @@ impl Store {
             note(
                 &mut r,
                 format!("{items} items but {indexed} item_time entries"),
+            );
+        }
+        let logged = self.items.log.len() as u64;
+        if logged != r.items {
+            let items = r.items;
+            note(
+                &mut r,
+                format!("{items} item ids but {logged} item_log values"),
             );
         }
         for kv in self.url_index.iter() {
@@ -1523,7 +1589,7 @@ impl Tx<'_> {
     /// Writes `item` and its index entries, first removing those of `old` (its previous
     /// version) when given.
     fn write_item(&self, item: &Item, old: Option<&Item>) -> TxResult<()> {
-        let value = encode(item).map_err(abort)?;
+        let value = encode_item(item).map_err(abort)?;
         self.write_item_value(item, &value, old)
     }
 
@@ -1533,7 +1599,7 @@ impl Tx<'_> {
             self.remove_indexes(old)?;
         }
         let id = item.id.0.as_str();
-        self.items.insert(id.as_bytes(), value)?;
+        self.items.put(id.as_bytes(), value)?;
         self.item_time.insert(
             keys::time_key(item.first_seen, id),
             &keys::encode_fingerprint(item.fingerprint),

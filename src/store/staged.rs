@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Documents staged before the batch is committed on its own (no flush), in caller-flush mode.
-pub(super) const MAX_STAGED_DOCUMENTS: usize = 64;
+/// On the corpus, 64 documents per transaction wrote 2.5x faster than one; 256 a little
+/// faster again, with the byte bound below keeping the batch's memory in check.
+pub(super) const MAX_STAGED_DOCUMENTS: usize = 256;
 
 /// Encoded bytes staged before the batch is committed on its own: bounds the memory a batch
 /// holds whatever its documents' sizes.

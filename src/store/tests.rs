@@ -101,18 +101,30 @@ fn migrates_schema_1_to_current() {
     }
     // Values are now versioned on disk. (sled lets go of its lock a moment after the drop.)
     Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
+    // Items are under sequence numbers, found through their ids; the old tree is gone.
     let db = sled::open(dir.path()).unwrap();
-    let raw = db
-        .open_tree(keys::ITEMS)
+    assert!(!db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == keys::ITEMS.as_bytes()));
+    let seq = db
+        .open_tree(keys::ITEM_IDS)
         .unwrap()
         .get(b"0001")
         .unwrap()
         .unwrap();
-    assert_eq!(raw.first(), Some(&keys::VALUE_VERSION));
+    let raw = db
+        .open_tree(keys::ITEM_LOG)
+        .unwrap()
+        .get(seq)
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw.first(), Some(&keys::VALUE_VERSION_LZ4));
 }
 
-/// Writes `items` into a fresh store at `dir`, lets `age` turn it into an older layout, stamps
-/// schema `version`, then reopens it (which migrates).
+/// Writes `items` into a fresh store at `dir`, lets `age` turn it into an older layout, moves
+/// the items into the `items` tree by id (the layout before schema 5), stamps schema
+/// `version`, then reopens it (which migrates).
 fn reopened_from_schema(
     dir: &Path,
     version: u32,
@@ -131,6 +143,14 @@ fn reopened_from_schema(
             })
             .unwrap();
         age(&store);
+        // Before schema 5, items were under their ids in one tree.
+        let legacy = store.db.open_tree(keys::ITEMS).unwrap();
+        for kv in store.items.iter() {
+            let (id, value) = kv.unwrap();
+            legacy.insert(id, value).unwrap();
+        }
+        store.items.ids.clear().unwrap();
+        store.items.log.clear().unwrap();
         store
             .meta
             .insert(keys::META_SCHEMA_VERSION, &version.to_be_bytes())
@@ -452,4 +472,72 @@ fn a_failed_batch_is_reported_lost() {
     let third = st.generation;
     st.finish(false);
     assert!(!st.was_lost(third));
+}
+
+/// 4 → 5: items move from the `items` tree (by id) to `item_log` under sequence numbers,
+/// their values compressed; the old tree is dropped and the store verifies clean.
+#[test]
+fn migrates_schema_4_items_to_sequence_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<Item> = (0..300)
+        .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
+        .collect();
+    let store = reopened_from_schema(
+        dir.path(),
+        4,
+        &items,
+        |tx, i| tx.write_item(i, None),
+        |_| {},
+    );
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.item_count(), 300);
+    assert_eq!(
+        store.get(&ItemId("0123".into())).unwrap(),
+        Some(items[123].clone())
+    );
+    let v = store.verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert!(store.legacy_items().unwrap().is_none());
+    assert_eq!(store.items.log.len(), 300);
+}
+
+/// Sequence numbers are never handed out twice, across reopenings; an edited item keeps
+/// its number.
+#[test]
+fn sequence_numbers_grow_across_reopening_and_edits_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let seq_of = |s: &Store, id: &str| -> u64 {
+        let v = s.items.ids.get(id.as_bytes()).unwrap().unwrap();
+        items::decode_seq(keys::ITEM_IDS, &v).unwrap()
+    };
+    let first = {
+        let store = Store::open(dir.path()).unwrap();
+        let a = item("a", "f", "asylum", 0);
+        store
+            .apply(&FeedId("f".into()), &[Intent::Insert(Box::new(a))], None)
+            .unwrap();
+        seq_of(&store, "a")
+    };
+    Store::wait_until_released(dir.path(), std::time::Duration::from_secs(10)).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut edited = item("a", "f", "asylum", 0);
+    edited.title = "Edited".into();
+    store
+        .apply(
+            &FeedId("f".into()),
+            &[
+                Intent::Update(Box::new(edited)),
+                Intent::Insert(Box::new(item("b", "f", "asylum", 1))),
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(seq_of(&store, "a"), first);
+    assert!(seq_of(&store, "b") > first);
+    assert_eq!(
+        store.get(&ItemId("a".into())).unwrap().unwrap().title,
+        "Edited"
+    );
+    assert_eq!(store.items.log.len(), 2);
+    assert!(store.verify().unwrap().problems.is_empty());
 }

@@ -216,7 +216,7 @@ impl Store {
                 let mut written = Vec::new();
                 for rec in batch {
                     if let Record::Item { item } = rec {
-                        if tx.items.get(item.id.0.as_bytes())?.is_some() {
+                        if tx.items.contains(item.id.0.as_bytes())? {
                             present += 1;
                         } else {
                             // The fingerprint is derived data: recompute it, so an export from a
