@@ -369,6 +369,22 @@ pub(crate) fn sanitize_html_owned(html: String, base: LazyBase<'_, '_>) -> Strin
     sanitize_html_with(&html, base)
 }
 
+/// [`sanitize_html_owned`] on text that may be borrowed: copied only when it has nothing to
+/// change.
+pub(crate) fn sanitize_html_cow(html: Cow<'_, str>, base: LazyBase<'_, '_>) -> String {
+    match html {
+        Cow::Owned(html) => sanitize_html_owned(html, base),
+        Cow::Borrowed(html) => {
+            if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
+                && html.trim().len() == html.len()
+            {
+                return html.to_string();
+            }
+            sanitize_html_with(html, base)
+        }
+    }
+}
+
 impl<'h> Sanitizer<'h, '_, '_> {
     /// Writes text, keeping valid references and escaping bare `&`.
     fn text(&mut self, text: &str) {
