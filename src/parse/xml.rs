@@ -464,19 +464,26 @@ impl<'u, 'd> FeedReader<'u, 'd> {
             }
         }
 
-        let (prefix, local) = match qname.split_once(':') {
-            Some((p, l)) => (p, l),
+        // Names are short: a byte loop finds the colon faster than a char searcher.
+        let (prefix, local) = match qname.bytes().position(|b| b == b':') {
+            Some(colon) => (
+                qname.get(..colon).unwrap_or(""),
+                qname.get(colon + 1..).unwrap_or(""),
+            ),
             None => ("", qname),
         };
         let ns = self.lookup_prefix(prefix);
         let mut lower_buf = [0u8; 32];
-        let local_lower: &str = if local.len() <= lower_buf.len() {
+        let local_lower: &str = if local.len() > lower_buf.len() {
+            ""
+        } else if !local.bytes().any(|b| b.is_ascii_uppercase()) {
+            // Already lower-case (the usual case): no copy, no validation.
+            local
+        } else {
             let lb = lower_buf.get_mut(..local.len()).unwrap_or(&mut []);
             lb.copy_from_slice(local.as_bytes());
             lb.make_ascii_lowercase();
             std::str::from_utf8(lb).unwrap_or("")
-        } else {
-            ""
         };
 
         let name_start = self.names.len();
@@ -1417,11 +1424,7 @@ fn push_doc_text<'d>(cap: &mut Capture<'d>, doc: &'d str, bytes: Cow<'d, [u8]>, 
     match bytes {
         Cow::Borrowed(bytes) => {
             let raw = doc_str(doc, bytes);
-            if cap.buf.is_empty()
-                && !raw.is_empty()
-                && !is_xhtml(&cap.ctype)
-                && memchr::memchr(b'\r', raw.as_bytes()).is_none()
-            {
+            if cap.buf.is_empty() && !raw.is_empty() && !is_xhtml(&cap.ctype) && !has_cr(raw) {
                 note_top_text(cap, raw, at_top);
                 cap.buf = Cow::Borrowed(raw);
             } else {
@@ -1429,6 +1432,16 @@ fn push_doc_text<'d>(cap: &mut Capture<'d>, doc: &'d str, bytes: Cow<'d, [u8]>, 
             }
         }
         Cow::Owned(bytes) => push_text(cap, std::str::from_utf8(&bytes).unwrap_or(""), at_top),
+    }
+}
+
+/// Whether `raw` holds a CR. Most pieces are a few bytes (text between references), where a
+/// plain loop beats memchr's setup.
+fn has_cr(raw: &str) -> bool {
+    if raw.len() < 32 {
+        raw.bytes().any(|b| b == b'\r')
+    } else {
+        memchr::memchr(b'\r', raw.as_bytes()).is_some()
     }
 }
 
@@ -1444,7 +1457,7 @@ fn push_text(cap: &mut Capture<'_>, raw: &str, at_top: bool) {
         return;
     }
     note_top_text(cap, raw, at_top);
-    let normalised: Cow<'_, str> = if memchr::memchr(b'\r', raw.as_bytes()).is_some() {
+    let normalised: Cow<'_, str> = if has_cr(raw) {
         Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
         Cow::Borrowed(raw)
