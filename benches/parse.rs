@@ -102,6 +102,16 @@ fn report(name: &str, files: &[Vec<u8>]) {
     );
 }
 
+/// User + system CPU time of this thread in clock ticks (1/100 s on Linux), 0 elsewhere.
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |n: usize| -> u64 { fields.get(n - 3).and_then(|f| f.parse().ok()).unwrap_or(0) };
+    field(14) + field(15)
+}
+
 fn main() {
     let dir = corpus_dir();
     let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) else {
@@ -124,6 +134,42 @@ fn main() {
             large.push(body.clone());
         }
         all.push(body);
+    }
+    // `PARSE_BENCH_ONLY=ours|feed-rs|tokenise [PARSE_BENCH_SUBSET=large|rest] [PARSE_BENCH_ROUNDS=n]`:
+    // one function over the files a fixed number of rounds, for `perf stat` instruction and
+    // cycle counts, which a busy machine disturbs far less than wall time.
+    if let Ok(only) = std::env::var("PARSE_BENCH_ONLY") {
+        let f: fn(&[u8]) -> usize = match only.as_str() {
+            "feed-rs" => feed_rs,
+            "tokenise" => tokenise,
+            _ => ours,
+        };
+        let rest: Vec<Vec<u8>> = all.iter().filter(|b| !large.contains(b)).cloned().collect();
+        let files = match std::env::var("PARSE_BENCH_SUBSET").as_deref() {
+            Ok("large") => &large,
+            Ok("rest") => &rest,
+            _ => &all,
+        };
+        let rounds: u32 = std::env::var("PARSE_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(10);
+        let start = Instant::now();
+        let cpu_start = thread_cpu_ticks();
+        for _ in 0..rounds {
+            for b in files {
+                black_box(f(black_box(b)));
+            }
+        }
+        let bytes = files.iter().map(Vec::len).sum::<usize>() as f64 * f64::from(rounds);
+        let secs = start.elapsed().as_secs_f64();
+        let cpu_secs = thread_cpu_ticks().saturating_sub(cpu_start) as f64 / 100.0;
+        println!(
+            "{only}: {rounds} rounds, {:.1} MB/s wall, {:.1} MB/s cpu",
+            bytes / secs / 1e6,
+            bytes / cpu_secs / 1e6
+        );
+        return;
     }
     report("whole corpus", &all);
     report("large subset", &large);

@@ -28,11 +28,13 @@ fn pack(name: &str) -> Option<u128> {
     if bytes.len() > MAX_PACKED {
         return None;
     }
-    let mut packed = (bytes.len() as u128) << 120;
-    for (index, &byte) in bytes.iter().enumerate() {
-        packed |= u128::from(byte) << (8 * index);
+    // Byte `i` at bits `8 * i`, the length in the last byte: one little-endian load.
+    let mut buf = [0u8; 16];
+    buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
+    if let Some(last) = buf.last_mut() {
+        *last = bytes.len() as u8;
     }
-    Some(packed)
+    Some(u128::from_le_bytes(buf))
 }
 
 fn slot(packed: u128, bits: u32) -> usize {

@@ -12,6 +12,7 @@ use super::text::looks_like_html;
 use super::xml::resolve_url;
 use super::{Category, Enclosure, Entry, FeedFormat, Image, Link, ParseError, ParsedFeed, Person};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use url::Url;
 
 fn str_of<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
@@ -19,11 +20,11 @@ fn str_of<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 }
 
 /// Text that may be HTML: returns (value, type), sanitised when it looks like HTML.
-fn text_or_html(s: &str, base: Option<&Url>) -> (String, String) {
+fn text_or_html(s: &str, base: Option<&Url>) -> (String, Cow<'static, str>) {
     if looks_like_html(s) {
-        (sanitize_html(s, base), "text/html".into())
+        (sanitize_html(s, base), Cow::Borrowed("text/html"))
     } else {
-        (s.to_string(), "text/plain".into())
+        (s.to_string(), Cow::Borrowed("text/plain"))
     }
 }
 
@@ -206,7 +207,7 @@ pub(crate) fn parse_json(
                     e.links.push(Link {
                         href: url.clone(),
                         rel: Some("enclosure".into()),
-                        mime_type: mime.clone(),
+                        mime_type: mime.clone().map(Cow::Owned),
                         length: length.map(|l| l.to_string()),
                         ..Link::default()
                     });

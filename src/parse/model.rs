@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
+use std::borrow::Cow;
 
 /// The feed format, as a feedparser-style version id (`rss20`, `atom10`, `json11`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,9 +79,11 @@ pub fn ser_date<S: Serializer>(d: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok,
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Link {
     pub href: String,
-    pub rel: Option<String>,
+    /// Usually one of a few fixed values (`alternate`, `enclosure`, `self` ...): borrowed
+    /// then, so the common link costs no allocation beyond its `href`.
+    pub rel: Option<Cow<'static, str>>,
     #[serde(rename = "type")]
-    pub mime_type: Option<String>,
+    pub mime_type: Option<Cow<'static, str>>,
     pub hreflang: Option<String>,
     pub title: Option<String>,
     pub length: Option<String>,
@@ -124,11 +127,11 @@ pub struct Enclosure {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FeedMeta {
     pub title: Option<String>,
-    pub title_type: Option<String>,
+    pub title_type: Option<Cow<'static, str>>,
     pub link: Option<String>,
     pub links: Vec<Link>,
     pub description: Option<String>,
-    pub description_type: Option<String>,
+    pub description_type: Option<Cow<'static, str>>,
     pub language: Option<String>,
     pub id: Option<String>,
     #[serde(serialize_with = "ser_date")]
@@ -161,7 +164,7 @@ pub struct FeedMeta {
 pub struct Entry {
     pub id: Option<String>,
     pub title: Option<String>,
-    pub title_type: Option<String>,
+    pub title_type: Option<Cow<'static, str>>,
     pub link: Option<String>,
     pub links: Vec<Link>,
     pub summary_html: Option<String>,

@@ -287,7 +287,15 @@ struct Sanitizer<'h, 'f, 'b> {
     svg_depth: u32,
     /// Attributes of the current tag, reused across tags.
     attributes: Vec<(Cow<'h, str>, Cow<'h, str>)>,
+    /// Recent `style` values with their [`sanitize_style`] result: content written by a tool
+    /// repeats the same few inline styles, and the filter is a pure function of the value
+    /// and `inside_svg`.
+    styles: Vec<(String, bool, String)>,
 }
+
+/// Entries kept in [`Sanitizer::styles`], and the longest value cached.
+const STYLE_CACHE_ENTRIES: usize = 16;
+const STYLE_CACHE_MAX_LEN: usize = 1024;
 
 /// Sanitises `html`, resolving relative URLs against `base`.
 pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
@@ -313,6 +321,7 @@ pub(crate) fn sanitize_html_with(html: &str, base: LazyBase<'_, '_>) -> String {
         mathml_depth: 0,
         svg_depth: 0,
         attributes: Vec::new(),
+        styles: Vec::new(),
     };
     for token in Tokenizer::new(html) {
         match token {
@@ -367,6 +376,22 @@ pub(crate) fn sanitize_html_owned(html: String, base: LazyBase<'_, '_>) -> Strin
         return html;
     }
     sanitize_html_with(&html, base)
+}
+
+/// [`sanitize_html_owned`] on text that may be borrowed: copied only when it has nothing to
+/// change.
+pub(crate) fn sanitize_html_cow(html: Cow<'_, str>, base: LazyBase<'_, '_>) -> String {
+    match html {
+        Cow::Owned(html) => sanitize_html_owned(html, base),
+        Cow::Borrowed(html) => {
+            if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
+                && html.trim().len() == html.len()
+            {
+                return html.to_string();
+            }
+            sanitize_html_with(html, base)
+        }
+    }
 }
 
 impl<'h> Sanitizer<'h, '_, '_> {
@@ -456,7 +481,7 @@ impl<'h> Sanitizer<'h, '_, '_> {
         for (key, value) in &attributes {
             let key: &str = key;
             if key == "style" && vocabulary.allows("style") {
-                let clean = sanitize_style(value, self.svg_depth > 0);
+                let clean = self.clean_style(value, self.svg_depth > 0);
                 if !clean.is_empty() {
                     self.write_attribute(key, &clean);
                 }
@@ -493,6 +518,26 @@ impl<'h> Sanitizer<'h, '_, '_> {
         } else {
             self.out.push('>');
         }
+    }
+
+    /// [`sanitize_style`] of `style`, remembered for the values this fragment repeats.
+    fn clean_style(&mut self, style: &str, inside_svg: bool) -> String {
+        if let Some((_, _, clean)) = self
+            .styles
+            .iter()
+            .find(|(value, svg, _)| *svg == inside_svg && value == style)
+        {
+            return clean.clone();
+        }
+        let clean = sanitize_style(style, inside_svg);
+        if style.len() <= STYLE_CACHE_MAX_LEN {
+            if self.styles.len() >= STYLE_CACHE_ENTRIES {
+                self.styles.remove(0);
+            }
+            self.styles
+                .push((style.to_string(), inside_svg, clean.clone()));
+        }
+        clean
     }
 
     /// Reads the raw attribute text into `self.attributes`: names lower-cased, values decoded,

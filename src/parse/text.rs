@@ -8,9 +8,27 @@
 use super::entities::named_entity;
 use std::borrow::Cow;
 
+/// What an entity reference stands for: a fixed string or one character (a numeric
+/// reference), so resolving one never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reference {
+    Text(&'static str),
+    Char(char),
+}
+
+impl Reference {
+    /// The text, using `buf` for a character.
+    pub(crate) fn as_str(self, buf: &mut [u8; 4]) -> &str {
+        match self {
+            Reference::Text(text) => text,
+            Reference::Char(c) => c.encode_utf8(buf),
+        }
+    }
+}
+
 /// The text one entity reference (`amp`, `#233`, `#xE9`, `eacute`) stands for, if known.
 /// Returns `(text, is_xml_predefined_or_numeric)`.
-pub(crate) fn resolve_reference(name: &str) -> Option<(Cow<'static, str>, bool)> {
+pub(crate) fn resolve_reference(name: &str) -> Option<(Reference, bool)> {
     if let Some(num) = name.strip_prefix('#') {
         let code = if let Some(hex) = num.strip_prefix('x').or_else(|| num.strip_prefix('X')) {
             u32::from_str_radix(hex, 16).ok()?
@@ -21,15 +39,15 @@ pub(crate) fn resolve_reference(name: &str) -> Option<(Cow<'static, str>, bool)>
         if c == '\0' {
             return None;
         }
-        return Some((Cow::Owned(c.to_string()), true));
+        return Some((Reference::Char(c), true));
     }
     match name {
-        "amp" => Some((Cow::Borrowed("&"), true)),
-        "lt" => Some((Cow::Borrowed("<"), true)),
-        "gt" => Some((Cow::Borrowed(">"), true)),
-        "quot" => Some((Cow::Borrowed("\""), true)),
-        "apos" => Some((Cow::Borrowed("'"), true)),
-        _ => named_entity(name).map(|s| (Cow::Borrowed(s), false)),
+        "amp" => Some((Reference::Text("&"), true)),
+        "lt" => Some((Reference::Text("<"), true)),
+        "gt" => Some((Reference::Text(">"), true)),
+        "quot" => Some((Reference::Text("\""), true)),
+        "apos" => Some((Reference::Text("'"), true)),
+        _ => named_entity(name).map(|s| (Reference::Text(s), false)),
     }
 }
 
@@ -52,7 +70,7 @@ pub(crate) fn unescape_into(raw: &str, out: &mut String) -> bool {
                 let name = after.get(..e).unwrap_or("");
                 match resolve_reference(name) {
                     Some((t, xml_ok)) => {
-                        out.push_str(&t);
+                        out.push_str(t.as_str(&mut [0; 4]));
                         bozo |= !xml_ok;
                     }
                     None => {
@@ -179,6 +197,15 @@ pub(crate) fn repair(s: String, utf8_document: bool) -> String {
             .collect();
     }
     s
+}
+
+/// [`repair`] on text that may be borrowed: returned as it is when no repair can apply (ASCII,
+/// or no 0xC2 byte, which both repairs need).
+pub(crate) fn repair_cow(s: Cow<'_, str>, utf8_document: bool) -> Cow<'_, str> {
+    if s.is_ascii() || memchr::memchr(0xC2, s.as_bytes()).is_none() {
+        return s;
+    }
+    Cow::Owned(repair(s.into_owned(), utf8_document))
 }
 
 /// True when text declared as plain probably is HTML: it has a closing tag or an entity

@@ -8,9 +8,9 @@
 //! DTD, and refuses nesting deeper than [`Limits::max_depth`].
 
 use super::date::parse_date;
-use super::sanitize::{sanitize_html_owned, LazyBase};
+use super::sanitize::{sanitize_html_cow, LazyBase};
 use super::text::{
-    escape_attr_into, escape_html_into, looks_like_html, repair, resolve_reference, unescape,
+    escape_attr_into, escape_html_into, looks_like_html, repair_cow, resolve_reference, unescape,
 };
 use super::{
     Category, DocumentBase, Enclosure, Entry, FeedFormat, Image, Limits, Link, ParseError,
@@ -36,31 +36,48 @@ enum Ns {
     Other,
 }
 
+/// Namespace URIs the reader knows, lower-case; matched ignoring ASCII case.
+const KNOWN_NAMESPACES: &[(&str, Ns)] = &[
+    ("", Ns::Core),
+    ("http://www.w3.org/2005/atom", Ns::Core),
+    ("http://purl.org/atom/ns#", Ns::Core),
+    ("http://purl.org/rss/1.0/", Ns::Core),
+    ("http://my.netscape.com/rdf/simple/0.9/", Ns::Core),
+    ("http://blogs.law.harvard.edu/tech/rss", Ns::Core),
+    ("http://purl.org/rss/1.0/modules/rss091#", Ns::Core),
+    ("http://purl.org/echo/", Ns::Core),
+    ("http://purl.org/pie/", Ns::Core),
+    ("http://example.com/necho", Ns::Core),
+    ("http://example.com/newformat#", Ns::Core),
+    ("uri/of/echo/namespace#", Ns::Core),
+    ("http://purl.org/rss/1.0/modules/content/", Ns::Content),
+    ("http://purl.org/dc/elements/1.1/", Ns::Dc),
+    ("http://purl.org/dc/terms/", Ns::Dcterms),
+    ("http://search.yahoo.com/mrss", Ns::Media),
+    ("http://search.yahoo.com/mrss/", Ns::Media),
+    ("http://www.itunes.com/dtds/podcast-1.0.dtd", Ns::Itunes),
+    ("http://example.com/dtds/podcast-1.0.dtd", Ns::Itunes),
+    ("http://www.w3.org/1999/xhtml", Ns::Xhtml),
+    ("http://www.w3.org/1999/02/22-rdf-syntax-ns#", Ns::Rdf),
+];
+
+/// The namespace of a URI, compared trimmed and ignoring ASCII case (no lower-cased copy).
 fn ns_from_uri(uri: &str) -> Ns {
-    let u = uri.trim().to_ascii_lowercase();
-    match u.as_str() {
-        ""
-        | "http://www.w3.org/2005/atom"
-        | "http://purl.org/atom/ns#"
-        | "http://purl.org/rss/1.0/"
-        | "http://my.netscape.com/rdf/simple/0.9/"
-        | "http://blogs.law.harvard.edu/tech/rss"
-        | "http://purl.org/rss/1.0/modules/rss091#"
-        | "http://purl.org/echo/"
-        | "http://purl.org/pie/"
-        | "http://example.com/necho"
-        | "http://example.com/newformat#"
-        | "uri/of/echo/namespace#" => Ns::Core,
-        "http://purl.org/rss/1.0/modules/content/" => Ns::Content,
-        "http://purl.org/dc/elements/1.1/" => Ns::Dc,
-        "http://purl.org/dc/terms/" => Ns::Dcterms,
-        "http://search.yahoo.com/mrss" | "http://search.yahoo.com/mrss/" => Ns::Media,
-        "http://www.itunes.com/dtds/podcast-1.0.dtd"
-        | "http://example.com/dtds/podcast-1.0.dtd" => Ns::Itunes,
-        "http://www.w3.org/1999/xhtml" => Ns::Xhtml,
-        "http://www.w3.org/1999/02/22-rdf-syntax-ns#" => Ns::Rdf,
-        _ if u.contains("backend.userland.com/rss") => Ns::Core,
-        _ => Ns::Other,
+    let u = uri.trim();
+    if let Some((_, ns)) = KNOWN_NAMESPACES
+        .iter()
+        .find(|(known, _)| u.eq_ignore_ascii_case(known))
+    {
+        return *ns;
+    }
+    const USERLAND: &[u8] = b"backend.userland.com/rss";
+    if u.as_bytes()
+        .windows(USERLAND.len())
+        .any(|w| w.eq_ignore_ascii_case(USERLAND))
+    {
+        Ns::Core
+    } else {
+        Ns::Other
     }
 }
 
@@ -132,11 +149,13 @@ impl Field {
 }
 
 /// The element whose text is being collected.
-struct Capture {
+struct Capture<'d> {
     field: Field,
     /// Stack depth of the element (its children are deeper).
     depth: usize,
-    buf: String,
+    /// The text so far: a slice of the document while it is one piece of text as written,
+    /// owned once a second piece, a reference or markup is added.
+    buf: Cow<'d, str>,
     /// Media type of the content (`text/plain`, `text/html`, `application/xhtml+xml` ...).
     ctype: Cow<'static, str>,
     base64: bool,
@@ -190,7 +209,7 @@ enum Closes {
     Person,
 }
 
-struct FeedReader<'u> {
+struct FeedReader<'u, 'd> {
     out: ParsedFeed,
     limits: Limits,
     names: String,
@@ -199,7 +218,7 @@ struct FeedReader<'u> {
     prefixes: Vec<(String, Ns)>,
     bases: Vec<Url>,
     doc_base: &'u DocumentBase<'u>,
-    cap: Option<Capture>,
+    cap: Option<Capture<'d>>,
     root_seen: bool,
     version_from_doctype_netscape: bool,
     utf8_document: bool,
@@ -266,8 +285,8 @@ pub(crate) fn parse_xml(
     Ok(r.out)
 }
 
-impl<'u> FeedReader<'u> {
-    fn run(&mut self, text: &str) -> Result<(), ParseError> {
+impl<'u, 'd> FeedReader<'u, 'd> {
+    fn run(&mut self, text: &'d str) -> Result<(), ParseError> {
         let mut reader = Reader::from_str(text);
         {
             let c = reader.config_mut();
@@ -293,14 +312,12 @@ impl<'u> FeedReader<'u> {
                 }
                 Ok(Event::Text(t)) => {
                     if let Some(cap) = self.cap.as_mut() {
-                        let raw = doc_str(text, &t);
-                        push_text(cap, raw, at_top);
+                        push_doc_text(cap, text, t.into_inner(), at_top);
                     }
                 }
                 Ok(Event::CData(t)) => {
                     if let Some(cap) = self.cap.as_mut() {
-                        let raw = doc_str(text, &t);
-                        push_text(cap, raw, at_top);
+                        push_doc_text(cap, text, t.into_inner(), at_top);
                     }
                 }
                 Ok(Event::GeneralRef(r)) => {
@@ -308,6 +325,8 @@ impl<'u> FeedReader<'u> {
                     let resolved = resolve_reference(name);
                     match &resolved {
                         Some((_, true)) => {}
+                        // Only the first problem is kept: no message is formatted after it.
+                        _ if self.out.bozo => {}
                         Some((_, false)) => {
                             let why = format!("undeclared entity &{name}; (HTML entity)");
                             set_bozo(&mut self.out, why);
@@ -319,16 +338,16 @@ impl<'u> FeedReader<'u> {
                     }
                     if let Some(cap) = self.cap.as_mut() {
                         match resolved {
-                            Some((t, _)) => push_text(cap, &t, at_top),
+                            Some((t, _)) => push_text(cap, t.as_str(&mut [0; 4]), at_top),
                             None => {
-                                let lit = format!("&{name};");
+                                let buf = cap.buf.to_mut();
                                 if is_xhtml(&cap.ctype) {
-                                    cap.buf.push_str("&amp;");
-                                    cap.buf.push_str(name);
-                                    cap.buf.push(';');
+                                    buf.push_str("&amp;");
                                 } else {
-                                    cap.buf.push_str(&lit);
+                                    buf.push('&');
                                 }
+                                buf.push_str(name);
+                                buf.push(';');
                             }
                         }
                     }
@@ -445,19 +464,26 @@ impl<'u> FeedReader<'u> {
             }
         }
 
-        let (prefix, local) = match qname.split_once(':') {
-            Some((p, l)) => (p, l),
+        // Names are short: a byte loop finds the colon faster than a char searcher.
+        let (prefix, local) = match qname.bytes().position(|b| b == b':') {
+            Some(colon) => (
+                qname.get(..colon).unwrap_or(""),
+                qname.get(colon + 1..).unwrap_or(""),
+            ),
             None => ("", qname),
         };
         let ns = self.lookup_prefix(prefix);
         let mut lower_buf = [0u8; 32];
-        let local_lower: &str = if local.len() <= lower_buf.len() {
+        let local_lower: &str = if local.len() > lower_buf.len() {
+            ""
+        } else if !local.bytes().any(|b| b.is_ascii_uppercase()) {
+            // Already lower-case (the usual case): no copy, no validation.
+            local
+        } else {
             let lb = lower_buf.get_mut(..local.len()).unwrap_or(&mut []);
             lb.copy_from_slice(local.as_bytes());
             lb.make_ascii_lowercase();
             std::str::from_utf8(lb).unwrap_or("")
-        } else {
-            ""
         };
 
         let name_start = self.names.len();
@@ -495,36 +521,35 @@ impl<'u> FeedReader<'u> {
                         _ => DivWrap::No,
                     };
                 }
-                cap.buf.push('<');
-                cap.buf.push_str(local);
+                let buf = cap.buf.to_mut();
+                buf.push('<');
+                buf.push_str(local);
                 if !prefix.is_empty() && !attrs.iter().any(|(k, _)| *k == "xmlns") {
                     match local_lower {
-                        "svg" => cap.buf.push_str(" xmlns=\"http://www.w3.org/2000/svg\""),
-                        "math" => cap
-                            .buf
-                            .push_str(" xmlns=\"http://www.w3.org/1998/Math/MathML\""),
+                        "svg" => buf.push_str(" xmlns=\"http://www.w3.org/2000/svg\""),
+                        "math" => buf.push_str(" xmlns=\"http://www.w3.org/1998/Math/MathML\""),
                         _ => {}
                     }
                 }
                 for (k, v) in &attrs {
-                    cap.buf.push(' ');
-                    cap.buf.push_str(k);
-                    cap.buf.push_str("=\"");
-                    escape_attr_into(v, &mut cap.buf);
-                    cap.buf.push('"');
+                    buf.push(' ');
+                    buf.push_str(k);
+                    buf.push_str("=\"");
+                    escape_attr_into(v, buf);
+                    buf.push('"');
                 }
                 if empty {
                     if is_void(local_lower) {
-                        cap.buf.push_str(" />");
+                        buf.push_str(" />");
                     } else {
-                        cap.buf.push_str("></");
-                        cap.buf.push_str(local);
-                        cap.buf.push('>');
+                        buf.push_str("></");
+                        buf.push_str(local);
+                        buf.push('>');
                     }
                 } else {
-                    cap.buf.push('>');
+                    buf.push('>');
                     if cap.div == DivWrap::Open(usize::MAX) {
-                        cap.div = DivWrap::Open(cap.buf.len());
+                        cap.div = DivWrap::Open(buf.len());
                     }
                 }
                 if empty {
@@ -554,12 +579,12 @@ impl<'u> FeedReader<'u> {
         if self.out.format != FeedFormat::Unknown {
             return;
         }
-        let u = uri.trim().to_ascii_lowercase();
-        if prefix.is_none() && u == "http://my.netscape.com/rdf/simple/0.9/" {
+        let u = uri.trim();
+        if prefix.is_none() && u.eq_ignore_ascii_case("http://my.netscape.com/rdf/simple/0.9/") {
             self.out.format = FeedFormat::Rss090;
-        } else if u == "http://purl.org/rss/1.0/" {
+        } else if u.eq_ignore_ascii_case("http://purl.org/rss/1.0/") {
             self.out.format = FeedFormat::Rss10;
-        } else if u == "http://www.w3.org/2005/atom" {
+        } else if u.eq_ignore_ascii_case("http://www.w3.org/2005/atom") {
             self.out.format = FeedFormat::Atom10;
         }
     }
@@ -633,7 +658,7 @@ impl<'u> FeedReader<'u> {
         self.cap = Some(Capture {
             field,
             depth: self.stack.len(),
-            buf: String::new(),
+            buf: Cow::Borrowed(""),
             ctype,
             base64,
             scheme,
@@ -883,8 +908,8 @@ impl<'u> FeedReader<'u> {
                     if let Some(en) = self.entry() {
                         en.links.push(Link {
                             href: url,
-                            rel: Some("enclosure".into()),
-                            mime_type: mime,
+                            rel: Some(Cow::Borrowed("enclosure")),
+                            mime_type: mime.map(Cow::Owned),
                             length,
                             ..Link::default()
                         });
@@ -952,30 +977,28 @@ impl<'u> FeedReader<'u> {
             }
             return;
         };
-        let rel = attr("rel").unwrap_or("alternate").trim().to_string();
+        let rel = common_value(attr("rel").unwrap_or("alternate").trim(), COMMON_RELS);
         let mime = match attr("type") {
-            Some(t) => t.to_string(),
-            None if rel == "self" => "application/atom+xml".into(),
-            None => "text/html".into(),
+            Some(t) => common_value(t, COMMON_TYPES),
+            None if rel == "self" => Cow::Borrowed("application/atom+xml"),
+            None => Cow::Borrowed("text/html"),
         };
+        let is_html = is_html_content_type(&mime);
         let href = self.resolve(href);
         let link = Link {
             href: href.clone(),
-            rel: Some(rel.clone()),
-            mime_type: Some(mime.clone()),
+            rel: Some(rel),
+            mime_type: Some(mime),
             hreflang: attr("hreflang").map(str::to_string),
             title: attr("title").map(str::to_string),
             length: attr("length").map(str::to_string),
         };
-        let is_html = matches!(
-            map_content_type(&mime).as_ref(),
-            "text/html" | "application/xhtml+xml"
-        );
+        let rel = link.rel.as_deref().unwrap_or("");
         if let Some(en) = self.entry() {
             if rel == "enclosure" {
                 en.enclosures.push(Enclosure {
                     url: href.clone(),
-                    mime_type: link.mime_type.clone(),
+                    mime_type: link.mime_type.as_deref().map(str::to_string),
                     length: link.length.as_deref().and_then(|l| l.trim().parse().ok()),
                 });
             }
@@ -1047,9 +1070,10 @@ impl<'u> FeedReader<'u> {
                             cap.div = DivWrap::Closed(start, cap.buf.len());
                         }
                     }
-                    cap.buf.push_str("</");
-                    cap.buf.push_str(local);
-                    cap.buf.push('>');
+                    let buf = cap.buf.to_mut();
+                    buf.push_str("</");
+                    buf.push_str(local);
+                    buf.push('>');
                 }
             } else if depth == cap.depth {
                 finished = self.cap.take();
@@ -1099,7 +1123,7 @@ impl<'u> FeedReader<'u> {
         }
     }
 
-    fn finish(&mut self, cap: Capture) {
+    fn finish(&mut self, cap: Capture<'d>) {
         // The base in force is the one the captured element started with: its children's
         // xml:base entries are popped before it ends. Lent out instead of cloned per field.
         let bases = std::mem::take(&mut self.bases);
@@ -1108,7 +1132,7 @@ impl<'u> FeedReader<'u> {
         self.bases = bases;
     }
 
-    fn finish_with(&mut self, cap: Capture, base: LazyBase<'_, '_>) {
+    fn finish_with(&mut self, cap: Capture<'d>, base: LazyBase<'_, '_>) {
         let Capture {
             field,
             buf,
@@ -1120,19 +1144,22 @@ impl<'u> FeedReader<'u> {
             div,
             ..
         } = cap;
-        let mut value = match div {
+        let mut value: Cow<'d, str> = match div {
             DivWrap::Closed(s, e) if self.out.format == FeedFormat::Atom10 && is_xhtml(&ctype) => {
                 let before = buf.get(..s).unwrap_or("");
                 let after = buf.get(e..).unwrap_or("");
                 if after.trim() == "</div>" && before.trim_start().starts_with("<div") {
-                    buf.get(s..e).unwrap_or("").to_string()
+                    Cow::Owned(buf.get(s..e).unwrap_or("").to_string())
                 } else {
                     buf
                 }
             }
             _ => buf,
         };
-        trim_in_place(&mut value);
+        match &mut value {
+            Cow::Borrowed(v) => *v = v.trim(),
+            Cow::Owned(v) => trim_in_place(v),
+        }
         if field.holds_markup() {
             let mut ctype = ctype;
             if base64 {
@@ -1141,23 +1168,23 @@ impl<'u> FeedReader<'u> {
                     base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
                 {
                     if let Ok(s) = String::from_utf8(bytes) {
-                        value = s;
+                        value = Cow::Owned(s);
                     }
                 }
             }
             if !self.is_atom() && ctype == "text/plain" && looks_like_html(&value) {
                 ctype = Cow::Borrowed("text/html");
             }
-            let value = repair(value, self.utf8_document);
+            let value = repair_cow(value, self.utf8_document);
             let value = if is_html_type(&ctype) {
-                sanitize_html_owned(value, base)
+                sanitize_html_cow(value, base)
             } else {
-                value
+                value.into_owned()
             };
             self.store_content(field, value, ctype);
             return;
         }
-        let value = repair(value, self.utf8_document);
+        let value = repair_cow(value, self.utf8_document);
         let in_entry = self.scope.in_entry;
         match field {
             Field::Link => {
@@ -1171,8 +1198,8 @@ impl<'u> FeedReader<'u> {
                     } else {
                         en.links.push(Link {
                             href,
-                            rel: Some(rel),
-                            mime_type: Some("text/html".into()),
+                            rel: Some(Cow::Owned(rel)),
+                            mime_type: Some(Cow::Borrowed("text/html")),
                             ..Link::default()
                         });
                     }
@@ -1191,7 +1218,7 @@ impl<'u> FeedReader<'u> {
                 let v = if permalink {
                     Self::resolve_with(base, &value)
                 } else {
-                    value
+                    value.into_owned()
                 };
                 if let Some(en) = self.entry() {
                     en.id = Some(v);
@@ -1217,12 +1244,12 @@ impl<'u> FeedReader<'u> {
             }
             Field::Language => {
                 if !in_entry && !value.is_empty() {
-                    self.out.feed.language = Some(value);
+                    self.out.feed.language = Some(value.into_owned());
                 }
             }
             Field::Generator => {
                 if !in_entry {
-                    self.out.feed.generator = Some(value);
+                    self.out.feed.generator = Some(value.into_owned());
                 }
             }
             Field::PersonText => {
@@ -1231,7 +1258,7 @@ impl<'u> FeedReader<'u> {
                     if let Some(p) = self.person() {
                         p.name = parsed.name;
                         p.email = parsed.email;
-                        p.raw = Some(value);
+                        p.raw = Some(value.into_owned());
                     }
                 }
             }
@@ -1244,8 +1271,8 @@ impl<'u> FeedReader<'u> {
                 };
                 if let Some(p) = self.person() {
                     match field {
-                        Field::PersonName => p.name = Some(value),
-                        Field::PersonEmail => p.email = Some(value),
+                        Field::PersonName => p.name = Some(value.into_owned()),
+                        Field::PersonEmail => p.email = Some(value.into_owned()),
                         _ => p.uri = uri,
                     }
                     p.raw = None;
@@ -1254,7 +1281,11 @@ impl<'u> FeedReader<'u> {
             Field::Category | Field::DcSubject => {
                 if !value.is_empty() || scheme.is_some() {
                     self.add_category(Category {
-                        term: if value.is_empty() { None } else { Some(value) },
+                        term: if value.is_empty() {
+                            None
+                        } else {
+                            Some(value.into_owned())
+                        },
                         scheme,
                         label,
                     });
@@ -1306,8 +1337,8 @@ impl<'u> FeedReader<'u> {
                 }
             }
             Field::SkipDay => {
-                if !value.is_empty() && !self.out.feed.skip_days.contains(&value) {
-                    self.out.feed.skip_days.push(value);
+                if !value.is_empty() && !self.out.feed.skip_days.iter().any(|d| *d == value) {
+                    self.out.feed.skip_days.push(value.into_owned());
                 }
             }
             Field::Title
@@ -1339,7 +1370,7 @@ impl<'u> FeedReader<'u> {
             match field {
                 Field::Title => {
                     en.title = Some(value);
-                    en.title_type = Some(ctype.into_owned());
+                    en.title_type = Some(ctype);
                 }
                 Field::Summary => en.summary_html = Some(value),
                 Field::Rights => en.rights = Some(value),
@@ -1351,11 +1382,11 @@ impl<'u> FeedReader<'u> {
             match field {
                 Field::Title => {
                     f.title = Some(value);
-                    f.title_type = Some(ctype.into_owned());
+                    f.title_type = Some(ctype);
                 }
                 Field::Subtitle => {
                     f.description = Some(value);
-                    f.description_type = Some(ctype.into_owned());
+                    f.description_type = Some(ctype);
                 }
                 Field::Rights => f.rights = Some(value),
                 _ => {}
@@ -1386,25 +1417,55 @@ fn doc_str<'d>(doc: &'d str, bytes: &'d [u8]) -> &'d str {
         .unwrap_or("")
 }
 
-fn push_text(cap: &mut Capture, raw: &str, at_top: bool) {
+/// Appends a text or CDATA event's bytes. While the capture is empty and the text needs no
+/// change (no CR, not xhtml), the capture just borrows it from the document: the common
+/// single-piece field is then never copied before it is sanitised or stored.
+fn push_doc_text<'d>(cap: &mut Capture<'d>, doc: &'d str, bytes: Cow<'d, [u8]>, at_top: bool) {
+    match bytes {
+        Cow::Borrowed(bytes) => {
+            let raw = doc_str(doc, bytes);
+            if cap.buf.is_empty() && !raw.is_empty() && !is_xhtml(&cap.ctype) && !has_cr(raw) {
+                note_top_text(cap, raw, at_top);
+                cap.buf = Cow::Borrowed(raw);
+            } else {
+                push_text(cap, raw, at_top);
+            }
+        }
+        Cow::Owned(bytes) => push_text(cap, std::str::from_utf8(&bytes).unwrap_or(""), at_top),
+    }
+}
+
+/// Whether `raw` holds a CR. Most pieces are a few bytes (text between references), where a
+/// plain loop beats memchr's setup.
+fn has_cr(raw: &str) -> bool {
+    if raw.len() < 32 {
+        raw.bytes().any(|b| b == b'\r')
+    } else {
+        memchr::memchr(b'\r', raw.as_bytes()).is_some()
+    }
+}
+
+/// Non-whitespace text at the top level of xhtml content means no wrapping div.
+fn note_top_text(cap: &mut Capture<'_>, raw: &str, at_top: bool) {
+    if at_top && matches!(cap.div, DivWrap::Closed(..)) && !raw.trim().is_empty() {
+        cap.div = DivWrap::No;
+    }
+}
+
+fn push_text(cap: &mut Capture<'_>, raw: &str, at_top: bool) {
     if raw.is_empty() {
         return;
     }
-    if at_top && !raw.trim().is_empty() {
-        // Non-whitespace text at the top level of xhtml content means no wrapping div.
-        if let DivWrap::Closed(..) = cap.div {
-            cap.div = DivWrap::No;
-        }
-    }
-    let normalised: Cow<'_, str> = if memchr::memchr(b'\r', raw.as_bytes()).is_some() {
+    note_top_text(cap, raw, at_top);
+    let normalised: Cow<'_, str> = if has_cr(raw) {
         Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
         Cow::Borrowed(raw)
     };
     if is_xhtml(&cap.ctype) {
-        escape_html_into(&normalised, &mut cap.buf);
+        escape_html_into(&normalised, cap.buf.to_mut());
     } else {
-        cap.buf.push_str(&normalised);
+        cap.buf.to_mut().push_str(&normalised);
     }
 }
 
@@ -1437,6 +1498,61 @@ fn map_content_type(t: &str) -> Cow<'static, str> {
     match KNOWN.iter().find(|(name, _)| t.eq_ignore_ascii_case(name)) {
         Some((_, mapped)) => Cow::Borrowed(mapped),
         None => Cow::Owned(t.to_ascii_lowercase()),
+    }
+}
+
+/// Whether a link `type` maps (as [`map_content_type`] maps it) to an HTML media type, without
+/// allocating: an unknown type is only lower-cased there, and no lower-cased unknown type is
+/// `text/html` or `application/xhtml+xml`, or it would have matched a known one.
+fn is_html_content_type(t: &str) -> bool {
+    let t = t.trim();
+    ["text/html", "application/xhtml+xml", "html", "xhtml"]
+        .iter()
+        .any(|known| t.eq_ignore_ascii_case(known))
+}
+
+/// Link relations common enough to be kept borrowed (an exact match only).
+const COMMON_RELS: &[&str] = &[
+    "alternate",
+    "self",
+    "enclosure",
+    "related",
+    "hub",
+    "replies",
+    "edit",
+    "next",
+    "previous",
+    "via",
+    "license",
+    "first",
+    "last",
+    "service.post",
+    "service.edit",
+    "service.feed",
+];
+
+/// Link media types common enough to be kept borrowed (an exact match only).
+const COMMON_TYPES: &[&str] = &[
+    "text/html",
+    "application/atom+xml",
+    "application/rss+xml",
+    "application/xhtml+xml",
+    "text/plain",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/x-m4a",
+    "video/mp4",
+    "image/jpeg",
+    "image/png",
+    "application/pdf",
+];
+
+/// `value` borrowed from `common` when it is exactly one of them, else owned: the same text
+/// either way.
+fn common_value(value: &str, common: &'static [&'static str]) -> Cow<'static, str> {
+    match common.iter().find(|c| **c == value) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(value.to_string()),
     }
 }
 
@@ -1473,8 +1589,8 @@ fn is_void(tag: &str) -> bool {
 fn alternate_link(href: String) -> Link {
     Link {
         href,
-        rel: Some("alternate".into()),
-        mime_type: Some("text/html".into()),
+        rel: Some(Cow::Borrowed("alternate")),
+        mime_type: Some(Cow::Borrowed("text/html")),
         ..Link::default()
     }
 }
