@@ -158,6 +158,14 @@ impl TxItems<'_> {
         Ok(())
     }
 
+    /// Stores `value` for an `id` the caller knows is not stored, under a new number.
+    pub fn put_new(&self, id: &[u8], value: &[u8]) -> TxResult<()> {
+        let seq = self.trees.allocate();
+        self.ids.insert(id, &seq)?;
+        self.log.insert(&seq, value)?;
+        Ok(())
+    }
+
     pub fn remove(&self, id: &[u8]) -> TxResult<()> {
         if let Some(seq) = self.ids.remove(id)? {
             self.log.remove(seq)?;

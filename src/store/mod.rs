@@ -614,7 +614,8 @@ impl Store {
             for w in &st.writes {
                 match w {
                     staged::StagedWrite::Item { new, old, value } => {
-                        tx.write_item_value(new, value, old.as_deref())?
+                        // No old version: staging found no item with this id.
+                        tx.write_item_value(new, value, old.as_deref(), old.is_none())?
                     }
                     staged::StagedWrite::State { feed, value } => {
                         tx.feed_state.insert(feed.as_bytes(), value.as_slice())?;
@@ -1590,16 +1591,27 @@ impl Tx<'_> {
     /// version) when given.
     fn write_item(&self, item: &Item, old: Option<&Item>) -> TxResult<()> {
         let value = encode_item(item).map_err(abort)?;
-        self.write_item_value(item, &value, old)
+        self.write_item_value(item, &value, old, false)
     }
 
-    /// [`Tx::write_item`] with the item already encoded as `value`.
-    fn write_item_value(&self, item: &Item, value: &[u8], old: Option<&Item>) -> TxResult<()> {
+    /// [`Tx::write_item`] with the item already encoded as `value`. `new_id`: the caller knows
+    /// no item has this id (a staged insert), so its sequence number is not looked up.
+    fn write_item_value(
+        &self,
+        item: &Item,
+        value: &[u8],
+        old: Option<&Item>,
+        new_id: bool,
+    ) -> TxResult<()> {
         if let Some(old) = old {
             self.remove_indexes(old)?;
         }
         let id = item.id.0.as_str();
-        self.items.put(id.as_bytes(), value)?;
+        if new_id {
+            self.items.put_new(id.as_bytes(), value)?;
+        } else {
+            self.items.put(id.as_bytes(), value)?;
+        }
         self.item_time.insert(
             keys::time_key(item.first_seen, id),
             &keys::encode_fingerprint(item.fingerprint),
