@@ -593,6 +593,8 @@ impl Store {
             let mut st = poisoned.into_inner();
             st.finish(false);
             self.lock_near().reset();
+            // Dropped once: later writers stage into a sound batch.
+            self.staged.clear_poison();
             st
         })
     }
@@ -741,6 +743,8 @@ impl Store {
         self.near.lock().unwrap_or_else(|poisoned| {
             let mut ix = poisoned.into_inner();
             ix.reset();
+            // Reset once: the next lock finds a sound (empty) index, not a poisoned one.
+            self.near.clear_poison();
             ix
         })
     }

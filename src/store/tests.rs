@@ -541,3 +541,40 @@ fn sequence_numbers_grow_across_reopening_and_edits_keep_theirs() {
     assert_eq!(store.items.log.len(), 2);
     assert!(store.verify().unwrap().problems.is_empty());
 }
+
+/// A panic while the batch is held drops that batch once (its writer is told), and the store
+/// goes on staging and committing afterwards.
+#[test]
+fn a_panic_while_staging_drops_that_batch_once() {
+    let (_dir, store) = staging_store();
+    let (_, lost) = store
+        .apply_staged(
+            &FeedId("a".into()),
+            &[Intent::Insert(Box::new(item("x1", "a", "asylum", 0)))],
+            None,
+        )
+        .unwrap();
+    let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _held = store.staged.lock().unwrap();
+        panic!("a writer panics while holding the batch");
+    }));
+    assert!(poisoned.is_err());
+    assert!(store.make_durable(lost).is_err());
+    let (_, kept) = store
+        .apply_staged(
+            &FeedId("a".into()),
+            &[Intent::Insert(Box::new(item("x2", "a", "asylum", 1)))],
+            None,
+        )
+        .unwrap();
+    store.flush().unwrap();
+    assert!(store.make_durable(kept).is_ok());
+    assert!(store.get(&ItemId("x2".into())).unwrap().is_some());
+    assert!(store.get(&ItemId("x1".into())).unwrap().is_none());
+    // The index was rebuilt from the store: x1 is unknown, x2 known.
+    let known = store
+        .known_for(&[item("x1", "a", "asylum", 0), item("x2", "a", "asylum", 1)])
+        .unwrap();
+    assert!(known[0].by_id.is_none());
+    assert!(known[1].by_id.is_some());
+}
