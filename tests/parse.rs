@@ -361,3 +361,92 @@ fn every_corpus_file_parses_or_errors() {
         );
     }
 }
+
+/// The fuzz target's smoke (the long runs are `cargo fuzz run parse`, not CI): every 15th
+/// corpus file, cut to 16 KB, mutated 12 ways by a fixed pseudo-random sequence (bytes
+/// flipped, cut short, a slice repeated, markup and control bytes inserted), each parsed under
+/// one of the fuzz target's HTTP contexts. None may panic; the run has a time budget.
+#[test]
+fn mutated_corpus_documents_parse_or_error() {
+    let dir = corpus_dir();
+    let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) else {
+        eprintln!("corpus not present at {}: skipped", dir.display());
+        return;
+    };
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let contexts = [
+        None,
+        Some("application/rss+xml; charset=utf-8"),
+        Some("text/xml"),
+        Some("application/xml; charset=iso-8859-1"),
+        Some("application/feed+json"),
+    ];
+    let headers = vec![("content-location".to_string(), "../feed/".to_string())];
+    let inserts: [&[u8]; 6] = [b"<", b"&", b"\0", b"\xff\xfe", b"]]>", b"<!DOCTYPE x ["];
+    let started = Instant::now();
+    let (mut runs, mut parsed) = (0usize, 0usize);
+    for line in manifest.lines().skip(1).step_by(15) {
+        let Some(file) = line.split('\t').next() else {
+            continue;
+        };
+        let mut seed = std::fs::read(dir.join(file)).unwrap_or_default();
+        seed.truncate(16 * 1024);
+        for _ in 0..12 {
+            let mut doc = seed.clone();
+            let len = doc.len().max(1) as u64;
+            for _ in 0..=(next() % 4) {
+                let at = (next() % len) as usize;
+                match next() % 4 {
+                    0 if at < doc.len() => doc[at] ^= 1 << (next() % 8),
+                    1 => doc.truncate(at),
+                    2 if at < doc.len() => {
+                        let end = (at + (next() % 64) as usize).min(doc.len());
+                        let piece = doc[at..end].to_vec();
+                        doc.splice(at..at, piece);
+                    }
+                    _ => {
+                        let at = at.min(doc.len());
+                        let piece = inserts[(next() % inserts.len() as u64) as usize];
+                        doc.splice(at..at, piece.iter().copied());
+                    }
+                }
+            }
+            let ctx = next();
+            let input = FeedInput {
+                body: &doc,
+                url: Some("http://example.org/a/b/feed.xml"),
+                content_type: contexts[(ctx % 5) as usize],
+                headers: if ctx & 8 != 0 { &headers } else { &[] },
+                limits: Limits {
+                    max_bytes: 1 << 20,
+                    max_depth: 64,
+                },
+            };
+            let result = std::panic::catch_unwind(|| parse_feed(&input).map(|_| ()));
+            match result {
+                Ok(Ok(())) => parsed += 1,
+                Ok(Err(_)) => {}
+                Err(_) => panic!(
+                    "parser panicked on a mutation of {file}: {:?}",
+                    String::from_utf8_lossy(&doc[..doc.len().min(200)])
+                ),
+            }
+            runs += 1;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "mutation smoke over its time budget"
+        );
+    }
+    eprintln!(
+        "mutation smoke: {runs} documents, {parsed} parsed, the rest errors, {:?}",
+        started.elapsed()
+    );
+    assert!(runs > 3000, "only {runs} mutated documents");
+}
