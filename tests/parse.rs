@@ -306,21 +306,33 @@ fn corpus_dir() -> PathBuf {
     }
 }
 
+/// The corpus folder and its files as MANIFEST.tsv lists them; None (after saying so) when
+/// the corpus is not there.
+fn corpus_files() -> Option<(PathBuf, Vec<String>)> {
+    let dir = corpus_dir();
+    let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) else {
+        eprintln!("corpus not present at {}: skipped", dir.display());
+        return None;
+    };
+    let files = manifest
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split('\t').next())
+        .map(str::to_string)
+        .collect();
+    Some((dir, files))
+}
+
 /// Every corpus file parses or returns an error, without panicking; total time is bounded.
 /// In release builds each file must take under 100 ms; the slowest is printed.
 #[test]
 fn every_corpus_file_parses_or_errors() {
-    let dir = corpus_dir();
-    let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) else {
-        eprintln!("corpus not present at {}: skipped", dir.display());
+    let Some((dir, files)) = corpus_files() else {
         return;
     };
     let started = Instant::now();
     let (mut ok, mut errors, mut slowest) = (0usize, 0usize, (Duration::ZERO, String::new()));
-    for line in manifest.lines().skip(1) {
-        let Some(file) = line.split('\t').next() else {
-            continue;
-        };
+    for file in &files {
         let body = std::fs::read(dir.join(file)).unwrap_or_default();
         let t = Instant::now();
         let result =
@@ -368,9 +380,7 @@ fn every_corpus_file_parses_or_errors() {
 /// one of the fuzz target's HTTP contexts. None may panic; the run has a time budget.
 #[test]
 fn mutated_corpus_documents_parse_or_error() {
-    let dir = corpus_dir();
-    let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) else {
-        eprintln!("corpus not present at {}: skipped", dir.display());
+    let Some((dir, files)) = corpus_files() else {
         return;
     };
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -391,10 +401,7 @@ fn mutated_corpus_documents_parse_or_error() {
     let inserts: [&[u8]; 6] = [b"<", b"&", b"\0", b"\xff\xfe", b"]]>", b"<!DOCTYPE x ["];
     let started = Instant::now();
     let (mut runs, mut parsed) = (0usize, 0usize);
-    for line in manifest.lines().skip(1).step_by(15) {
-        let Some(file) = line.split('\t').next() else {
-            continue;
-        };
+    for file in files.iter().step_by(15) {
         let mut seed = std::fs::read(dir.join(file)).unwrap_or_default();
         seed.truncate(16 * 1024);
         for _ in 0..12 {

@@ -272,6 +272,38 @@ struct MetaView {
     title: String,
 }
 
+impl MetaView {
+    /// The same fields of an item held in memory (a staged one).
+    fn of(item: &Item) -> MetaView {
+        MetaView {
+            id: item.id.clone(),
+            feed: item.feed.clone(),
+            sources: item.sources.clone(),
+            content_hash: item.content_hash,
+            revision: item.revision,
+            fingerprint: item.fingerprint,
+            title: item.title.clone(),
+        }
+    }
+
+    fn into_meta(self) -> StoredMeta {
+        StoredMeta {
+            source_feeds: self.sources.iter().map(|s| s.feed.clone()).collect(),
+            source_entries: self
+                .sources
+                .iter()
+                .filter_map(|s| crate::dedup::entry_key(s).map(|k| (s.feed.clone(), k.to_string())))
+                .collect(),
+            id: self.id,
+            feed: self.feed,
+            content_hash: self.content_hash,
+            revision: self.revision,
+            fingerprint: self.fingerprint,
+            title: self.title,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tombstone {
     purged_at: DateTime<Utc>,
@@ -289,7 +321,7 @@ struct RelabelProgress {
 /// write batch that carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "pass it to Store::make_durable before reporting the writes stored"]
-pub struct Staging {
+struct Staging {
     generation: u64,
 }
 
@@ -573,7 +605,7 @@ impl Store {
     /// Waits until the writes of `staging` are durable (a shared [`Store::sync`]), or reports
     /// that the commit carrying them failed. In caller-flush mode it does not sync (the
     /// caller flushes) and only reports a failed commit.
-    pub fn make_durable(&self, staging: Staging) -> Result<(), StoreError> {
+    fn make_durable(&self, staging: Staging) -> Result<(), StoreError> {
         if self.flush_each {
             self.sync()?;
         }
@@ -823,29 +855,11 @@ impl Store {
             .ok()
             .and_then(|id| self.lock_staged().items.get(id).cloned());
         if let Some(item) = staged {
-            return Ok(Some(staged_meta(&item)));
+            return Ok(Some(MetaView::of(&item).into_meta()));
         }
         Ok(match self.items.get(id)? {
             None => None,
-            Some(v) => {
-                let item: MetaView = decode(keys::ITEMS, id, &v)?;
-                Some(StoredMeta {
-                    source_feeds: item.sources.iter().map(|s| s.feed.clone()).collect(),
-                    source_entries: item
-                        .sources
-                        .iter()
-                        .filter_map(|s| {
-                            crate::dedup::entry_key(s).map(|k| (s.feed.clone(), k.to_string()))
-                        })
-                        .collect(),
-                    id: item.id,
-                    feed: item.feed,
-                    content_hash: item.content_hash,
-                    revision: item.revision,
-                    fingerprint: item.fingerprint,
-                    title: item.title,
-                })
-            }
+            Some(v) => Some(decode::<MetaView>(keys::ITEMS, id, &v)?.into_meta()),
         })
     }
 
@@ -870,7 +884,7 @@ impl Store {
     /// reports anything stored. Later lookups of the write path (dedup, feed state) already
     /// see these writes. The whole feed goes into one batch, so it commits atomically; a full
     /// batch is committed (not flushed) here.
-    pub fn apply_staged(
+    fn apply_staged(
         &self,
         feed: &FeedId,
         intents: &[Intent],
@@ -1550,24 +1564,6 @@ impl GroupSync {
             }
             st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-    }
-}
-
-/// What dedup needs of a staged item (the same fields [`Store::meta_of`] reads from sled).
-fn staged_meta(item: &Item) -> StoredMeta {
-    StoredMeta {
-        source_feeds: item.sources.iter().map(|s| s.feed.clone()).collect(),
-        source_entries: item
-            .sources
-            .iter()
-            .filter_map(|s| crate::dedup::entry_key(s).map(|k| (s.feed.clone(), k.to_string())))
-            .collect(),
-        id: item.id.clone(),
-        feed: item.feed.clone(),
-        content_hash: item.content_hash,
-        revision: item.revision,
-        fingerprint: item.fingerprint,
-        title: item.title.clone(),
     }
 }
 

@@ -42,6 +42,13 @@ fn item(id: &str, feed: &str, label: &str, secs: i64) -> Item {
     }
 }
 
+/// Items "0000", "0001", … of feed `f`, one second apart.
+fn numbered_items(n: i64) -> Vec<Item> {
+    (0..n)
+        .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
+        .collect()
+}
+
 /// Writes a store the way schema 1 did: unversioned JSON values, items, feed_time and
 /// url_index only, no schema version in meta.
 fn write_schema_1(path: &Path, items: &[Item]) {
@@ -166,9 +173,7 @@ fn reopened_from_schema(
 #[test]
 fn migrates_schema_2_fingerprints() {
     let dir = tempfile::tempdir().unwrap();
-    let items: Vec<Item> = (0..300)
-        .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
-        .collect();
+    let items = numbered_items(300);
     let store = reopened_from_schema(
         dir.path(),
         2,
@@ -214,9 +219,7 @@ fn migrates_schema_2_fingerprints() {
 #[test]
 fn migrates_schema_3_band_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let items: Vec<Item> = (0..300)
-        .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
-        .collect();
+    let items = numbered_items(300);
     let store = reopened_from_schema(
         dir.path(),
         3,
@@ -479,9 +482,7 @@ fn a_failed_batch_is_reported_lost() {
 #[test]
 fn migrates_schema_4_items_to_sequence_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let items: Vec<Item> = (0..300)
-        .map(|n| item(&format!("{n:04}"), "f", "asylum", n))
-        .collect();
+    let items = numbered_items(300);
     let store = reopened_from_schema(
         dir.path(),
         4,
