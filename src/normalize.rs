@@ -206,12 +206,11 @@ pub fn normalize_entry(entry: &Entry, cx: &FeedContext<'_>) -> Item {
                 .and_then(|l| canonical_url(&l.href, cx.base))
         });
     let title = plain_title(entry);
-    let content_html = entry
+    let content_source = entry
         .content_html
         .as_deref()
         .or(entry.summary_html.as_deref())
-        .unwrap_or("")
-        .to_string();
+        .unwrap_or("");
     let summary_source = entry
         .summary_html
         .as_deref()
@@ -219,6 +218,14 @@ pub fn normalize_entry(entry: &Entry, cx: &FeedContext<'_>) -> Item {
         .or(entry.content_html.as_deref())
         .unwrap_or("");
     let summary_plain = html_to_plain_text(summary_source);
+    // The fingerprint reads the content's plain text: most entries have one body, already
+    // made plain for the summary.
+    let content_plain = if std::ptr::eq(content_source, summary_source) {
+        None
+    } else {
+        Some(html_to_plain_text(content_source))
+    };
+    let content_html = content_source.to_string();
     let summary_text = truncate_words(&summary_plain, SUMMARY_CHARS);
     let title = if title.is_empty() {
         truncate_words(&summary_plain, 80)
@@ -245,7 +252,7 @@ pub fn normalize_entry(entry: &Entry, cx: &FeedContext<'_>) -> Item {
         &content_html,
         &enclosures,
     );
-    let fingerprint = fingerprint_of(&title, &content_html);
+    let fingerprint = simhash(&title, content_plain.as_deref().unwrap_or(&summary_plain));
     let authors = entry
         .authors
         .iter()
@@ -431,20 +438,24 @@ pub fn simhash(title: &str, text: &str) -> u64 {
     // Higher weight first within a hash, so dedup keeps it.
     features.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     features.dedup_by_key(|f| f.0);
-    let mut weights = [0i32; 64];
+    // Per bit, the weight of the features that set it, against the total: a bit is in the
+    // fingerprint when the features setting it outweigh those that do not. Branch-free, so
+    // the compiler vectorises the per-bit loop (it was a tenth of the first cycle's normalise).
+    let mut set = [0i32; 64];
+    let mut total = 0i32;
     for (h, weight) in features {
-        for (bit, slot) in weights.iter_mut().enumerate() {
-            if (h >> bit) & 1 == 1 {
-                *slot += weight;
-            } else {
-                *slot -= weight;
-            }
+        total += weight;
+        for (bit, slot) in set.iter_mut().enumerate() {
+            *slot += ((h >> bit) & 1) as i32 * weight;
         }
     }
-    weights.iter().enumerate().fold(
-        0u64,
-        |acc, (bit, w)| if *w > 0 { acc | (1 << bit) } else { acc },
-    )
+    set.iter().enumerate().fold(0u64, |acc, (bit, w)| {
+        if 2 * *w > total {
+            acc | (1 << bit)
+        } else {
+            acc
+        }
+    })
 }
 
 /// Share of the shorter headline's distinct words that the two headlines must have in common

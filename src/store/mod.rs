@@ -346,6 +346,11 @@ pub struct Store {
     staged: std::sync::Mutex<staged::Staged>,
     /// Coalesces concurrent flushes ([`Store::sync`]).
     syncer: GroupSync,
+    /// Held through a commit: one batch is committed at a time, in order. Taken before
+    /// `staged` (then `near`), never after.
+    commit_lock: std::sync::Mutex<()>,
+    /// Every batch numbered below this is durable (committed and flushed) or lost.
+    durable_below: std::sync::atomic::AtomicU64,
     /// Sync after every `apply` and `purge_expired` (the default). Off in caller-flush mode,
     /// where the caller flushes once before reporting anything stored.
     flush_each: bool,
@@ -455,6 +460,8 @@ impl Store {
             near: Default::default(),
             staged: Default::default(),
             syncer: GroupSync::default(),
+            commit_lock: std::sync::Mutex::new(()),
+            durable_below: std::sync::atomic::AtomicU64::new(0),
         };
         store.migrate()?;
         Ok(store)
@@ -589,8 +596,10 @@ impl Store {
 
     /// Makes every write so far durable: commits the staged batch, then flushes.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.commit_staged()?;
+        let covers = self.commit_staged()?;
         self.db.flush()?;
+        self.durable_below
+            .fetch_max(covers, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -606,7 +615,7 @@ impl Store {
     /// that the commit carrying them failed. In caller-flush mode it does not sync (the
     /// caller flushes) and only reports a failed commit.
     fn make_durable(&self, staging: Staging) -> Result<(), StoreError> {
-        if self.flush_each {
+        if self.flush_each && !self.is_durable(staging) {
             self.sync()?;
         }
         if self.lock_staged().was_lost(staging.generation) {
@@ -617,13 +626,19 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the writes of `staging` are durable already (or lost: [`Store::make_durable`]
+    /// tells which): a flush that started after they were committed has finished.
+    fn is_durable(&self, staging: Staging) -> bool {
+        staging.generation < self.durable_below.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The staged batch. A panic while it was held may have left it half built: it is
     /// dropped (its writers are told their writes failed) and the near-duplicate index, which
     /// may hold its items, is rebuilt on next use.
     fn lock_staged(&self) -> std::sync::MutexGuard<'_, staged::Staged> {
         self.staged.lock().unwrap_or_else(|poisoned| {
             let mut st = poisoned.into_inner();
-            st.finish(false);
+            st.drop_batch();
             self.lock_near().reset();
             // Dropped once: later writers stage into a sound batch.
             self.staged.clear_poison();
@@ -631,21 +646,27 @@ impl Store {
         })
     }
 
-    /// Commits the staged batch (one transaction, no flush).
-    fn commit_staged(&self) -> Result<(), StoreError> {
-        let mut st = self.lock_staged();
-        self.commit_locked(&mut st)
+    /// Commits the staged batch (one transaction, no flush). Returns the number of the next
+    /// batch: every batch numbered below it is now committed or lost. Staging goes on while
+    /// the transaction runs (into the next batch); commits are one at a time.
+    fn commit_staged(&self) -> Result<u64, StoreError> {
+        let _commit = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.commit_holding_lock()
     }
 
-    /// Writes every staged write in one transaction, in the order staged. On failure the
-    /// batch is dropped: its writers learn it from [`Store::make_durable`], and the
-    /// near-duplicate index (which held its items) is rebuilt from the store on next use.
-    fn commit_locked(&self, st: &mut staged::Staged) -> Result<(), StoreError> {
-        if st.is_empty() {
-            return Ok(());
-        }
+    /// [`Store::commit_staged`] for a caller holding the commit lock. On failure the batch is
+    /// dropped: its writers learn it from [`Store::make_durable`], and the near-duplicate
+    /// index (which held its items) is rebuilt from the store on next use.
+    fn commit_holding_lock(&self) -> Result<u64, StoreError> {
+        let (writes, generation) = {
+            let mut st = self.lock_staged();
+            if st.is_empty() {
+                return Ok(st.generation);
+            }
+            st.take_for_commit()
+        };
         let result = self.transaction(|tx| {
-            for w in &st.writes {
+            for w in &writes {
                 match w {
                     staged::StagedWrite::Item { new, old, value } => {
                         // No old version: staging found no item with this id.
@@ -658,19 +679,26 @@ impl Store {
             }
             Ok(())
         });
-        st.finish(result.is_ok());
-        if result.is_err() {
-            self.lock_near().reset();
-        }
-        result
+        let overlay = {
+            let mut st = self.lock_staged();
+            let overlay = st.committed(generation, result.is_ok());
+            if result.is_err() {
+                self.lock_near().reset();
+            }
+            overlay
+        };
+        // The batch's items and values are freed outside the locks.
+        drop((writes, overlay));
+        result.map(|()| generation + 1)
     }
 
     /// Runs `f` (a transaction of its own: purge, relabel, import) after committing the
     /// staged batch, with staging held off until it returns: `f` reads and writes the
     /// committed store, and no staged write can be based on what `f` is changing.
     fn exclusive<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut st = self.lock_staged();
-        self.commit_locked(&mut st)?;
+        let _commit = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.commit_holding_lock()?;
+        let _st = self.lock_staged();
         f()
     }
 
@@ -743,10 +771,19 @@ impl Store {
                 None
             };
             if let Some(link) = &item.link {
-                let staged_claim = self.lock_staged().links.get(link).cloned();
+                // A link the index has never seen claimed is not in the batch or `url_index`.
+                let staged_claim = {
+                    let st = self.lock_staged();
+                    if self.near_index_locked(&st)?.may_claim(link) {
+                        Some(st.link(link).cloned())
+                    } else {
+                        None
+                    }
+                };
                 let claim = match staged_claim {
-                    Some(id) => Some(id.into_bytes()),
-                    None => self.url_index.get(link.as_bytes())?.map(|v| v.to_vec()),
+                    None => None,
+                    Some(Some(id)) => Some(id.into_bytes()),
+                    Some(None) => self.url_index.get(link.as_bytes())?.map(|v| v.to_vec()),
                 };
                 if let Some(id) = claim {
                     k.by_link = if id == item.id.0.as_bytes() {
@@ -802,9 +839,15 @@ impl Store {
                 };
                 ix.upsert(&id, keys::decode_fingerprint(&v), t.timestamp_micros());
             }
-            for item in st.items.values() {
+            for link in self.url_index.iter().keys() {
+                ix.claim_hash(near::link_hash(&link?));
+            }
+            for item in st.items() {
                 let w = Written::of(item);
                 ix.upsert(&w.id, w.fingerprint, w.first_seen);
+                if let Some(h) = w.link {
+                    ix.claim_hash(h);
+                }
             }
             ix.mark_loaded();
         }
@@ -827,6 +870,9 @@ impl Store {
         if ix.is_loaded() {
             for w in written {
                 ix.upsert(&w.id, w.fingerprint, w.first_seen);
+                if let Some(h) = w.link {
+                    ix.claim_hash(h);
+                }
             }
         }
     }
@@ -853,7 +899,7 @@ impl Store {
     fn meta_of(&self, id: &[u8]) -> Result<Option<StoredMeta>, StoreError> {
         let staged = std::str::from_utf8(id)
             .ok()
-            .and_then(|id| self.lock_staged().items.get(id).cloned());
+            .and_then(|id| self.lock_staged().item(id).cloned());
         if let Some(item) = staged {
             return Ok(Some(MetaView::of(&item).into_meta()));
         }
@@ -899,6 +945,9 @@ impl Store {
         let written = |ix: &mut near::NearIndex, item: &Item| {
             let w = Written::of(item);
             ix.upsert(&w.id, w.fingerprint, w.first_seen);
+            if let Some(h) = w.link {
+                ix.claim_hash(h);
+            }
         };
         for intent in intents {
             match intent {
@@ -961,14 +1010,15 @@ impl Store {
             generation: st.generation,
         };
         if st.is_full() {
-            self.commit_locked(&mut st)?;
+            drop(st);
+            self.commit_staged()?;
         }
         Ok((r, staging))
     }
 
     /// The current version of an item for the write path: the staged one, else the stored one.
     fn current(&self, st: &staged::Staged, id: &ItemId) -> Result<Option<Arc<Item>>, StoreError> {
-        if let Some(item) = st.items.get(&id.0) {
+        if let Some(item) = st.item(&id.0) {
             return Ok(Some(item.clone()));
         }
         Ok(self.get(id)?.map(Arc::new))
@@ -984,7 +1034,8 @@ impl Store {
         let mut st = self.lock_staged();
         st.push_state(&feed.0, value);
         if st.is_full() {
-            self.commit_locked(&mut st)?;
+            drop(st);
+            self.commit_staged()?;
         }
         Ok(())
     }
@@ -1351,7 +1402,7 @@ impl Store {
     }
 
     pub fn feed_state(&self, feed: &FeedId) -> Result<Option<FeedState>, StoreError> {
-        let staged = self.lock_staged().states.get(&feed.0).cloned();
+        let staged = self.lock_staged().state(&feed.0).cloned();
         if let Some(v) = staged {
             return Ok(Some(decode(keys::FEED_STATE, feed.0.as_bytes(), &v)?));
         }
@@ -1363,7 +1414,7 @@ impl Store {
 
     /// Every feed's state, by feed id.
     pub fn feed_states(&self) -> Result<Vec<(FeedId, FeedState)>, StoreError> {
-        let mut staged = self.lock_staged().states.clone();
+        let mut staged = self.lock_staged().states();
         let mut out = Vec::new();
         for kv in self.feed_state.iter() {
             let (k, v) = kv?;
@@ -1507,6 +1558,8 @@ struct Written {
     id: String,
     fingerprint: u64,
     first_seen: i64,
+    /// [`near::link_hash`] of its link.
+    link: Option<u64>,
 }
 
 impl Written {
@@ -1515,6 +1568,7 @@ impl Written {
             id: item.id.0.clone(),
             fingerprint: item.fingerprint,
             first_seen: item.first_seen.timestamp_micros(),
+            link: item.link.as_deref().map(|l| near::link_hash(l.as_bytes())),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The near-duplicate index, held in memory and rebuilt from `item_time` when first needed.
 //!
 //! In: (id, fingerprint, instant first seen) of every stored item, read once from the
-//! `item_time` values, then kept current by the store after each committed write or purge.
-//! Out: the ids of stored items whose fingerprint may be within the dedup threshold of a new
-//! one, newest first per probe, and whether an id is stored at all. It holds no item text and writes nothing to disk; it must
+//! `item_time` values, and the hash of every claimed link, read once from the `url_index` keys;
+//! then kept current by the store as it stages, commits and purges. Out: the ids of stored
+//! items whose fingerprint may be within the dedup threshold of a new one, newest first per
+//! probe, whether an id is stored at all, and whether a link is certainly unclaimed (then
+//! dedup does not read `url_index` for it). It holds no item text and writes nothing to disk; it must
 //! never disagree with the committed store for longer than the call that committed (the store
 //! updates it under the same lock it reads it with), and never return an unbounded list.
 //!
@@ -13,7 +15,14 @@
 //! lookup, and an item costs no sled write for its bands (docs/store.md has the figures).
 
 use super::keys;
-use std::collections::HashMap;
+use crate::classify::words::PassThroughHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+
+/// The 64-bit hash a canonical link is known by in [`NearIndex`].
+pub(super) fn link_hash(link: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(link)
+}
 
 /// One indexed item.
 struct Slot {
@@ -35,6 +44,10 @@ pub(super) struct NearIndex {
     by_id: HashMap<Box<str>, u32>,
     /// Band key → slots, oldest first seen first.
     bands: HashMap<u32, Vec<u32>>,
+    /// Hashes of every canonical link claimed in the store or the batch, and of links since
+    /// released (a superset: a purged or replaced link's hash stays). A link whose hash is
+    /// absent is certainly unclaimed, so dedup does not ask sled about it.
+    links: HashSet<u64, BuildHasherDefault<PassThroughHasher>>,
 }
 
 impl NearIndex {
@@ -61,6 +74,16 @@ impl NearIndex {
     /// fingerprint): a new item's id is looked up here before sled is asked for it.
     pub(super) fn contains(&self, id: &str) -> bool {
         self.by_id.contains_key(id)
+    }
+
+    /// Whether `link` may be claimed by a stored or staged item (false: certainly not).
+    pub(super) fn may_claim(&self, link: &str) -> bool {
+        self.links.contains(&link_hash(link.as_bytes()))
+    }
+
+    /// Records that the link hashed to `hash` ([`link_hash`]) is claimed.
+    pub(super) fn claim_hash(&mut self, hash: u64) {
+        self.links.insert(hash);
     }
 
     /// Adds or replaces the entry of `id`. A zero fingerprint (no text) is kept for
@@ -185,6 +208,19 @@ mod tests {
         ix.remove("empty");
         assert!(!ix.contains("empty"));
         assert_eq!(ix.len(), 3);
+    }
+
+    #[test]
+    fn a_link_is_unclaimed_until_claimed_and_stays_claimed() {
+        let mut ix = NearIndex::default();
+        assert!(!ix.may_claim("https://example.org/a"));
+        ix.claim_hash(link_hash(b"https://example.org/a"));
+        assert!(ix.may_claim("https://example.org/a"));
+        assert!(!ix.may_claim("https://example.org/b"));
+        ix.claim_hash(link_hash(b"https://example.org/b"));
+        assert!(ix.may_claim("https://example.org/b"));
+        ix.reset();
+        assert!(!ix.may_claim("https://example.org/a"));
     }
 
     #[test]

@@ -37,17 +37,25 @@ pub(super) enum StagedWrite {
     },
 }
 
-/// The batch being built. Every field is cleared together when the batch is committed or
-/// dropped.
+/// What a batch wrote, for lookups: the latest version of each item, each link first claimed
+/// in it (to the claiming id), and the latest state of each feed (encoded).
+#[derive(Default)]
+pub(super) struct Overlay {
+    pub items: HashMap<String, Arc<Item>>,
+    pub links: HashMap<String, String>,
+    pub states: HashMap<String, Vec<u8>>,
+}
+
+/// The batch being built, and the one being committed. The batch's fields are cleared
+/// together when it is taken for its commit or dropped.
 #[derive(Default)]
 pub(super) struct Staged {
     pub writes: Vec<StagedWrite>,
-    /// The latest staged version of each item written in this batch.
-    pub items: HashMap<String, Arc<Item>>,
-    /// Canonical links first claimed in this batch, to the id claiming them.
-    pub links: HashMap<String, String>,
-    /// The latest staged state of each feed, encoded.
-    pub states: HashMap<String, Vec<u8>>,
+    /// What this batch wrote.
+    overlay: Overlay,
+    /// What the batch being committed wrote, until its transaction has ended: staging goes on
+    /// meanwhile, and its lookups must see that batch until sled has it.
+    committing: Option<Arc<Overlay>>,
     pub documents: usize,
     pub bytes: usize,
     /// Number of the batch being built; a caller keeps the number its writes went into and
@@ -71,42 +79,117 @@ impl Staged {
         self.documents >= MAX_STAGED_DOCUMENTS || self.bytes >= MAX_STAGED_BYTES
     }
 
+    /// The latest staged version of an item: this batch's, else the committing one's.
+    pub fn item(&self, id: &str) -> Option<&Arc<Item>> {
+        self.overlay
+            .items
+            .get(id)
+            .or_else(|| self.committing.as_ref()?.items.get(id))
+    }
+
+    /// The id a link was claimed by in this batch or the committing one.
+    pub fn link(&self, link: &str) -> Option<&String> {
+        self.overlay
+            .links
+            .get(link)
+            .or_else(|| self.committing.as_ref()?.links.get(link))
+    }
+
+    /// A feed's latest staged state, encoded.
+    pub fn state(&self, feed: &str) -> Option<&Vec<u8>> {
+        self.overlay
+            .states
+            .get(feed)
+            .or_else(|| self.committing.as_ref()?.states.get(feed))
+    }
+
+    /// Every staged feed state, the newest of each feed.
+    pub fn states(&self) -> HashMap<String, Vec<u8>> {
+        let mut out = self
+            .committing
+            .as_ref()
+            .map(|c| c.states.clone())
+            .unwrap_or_default();
+        out.extend(
+            self.overlay
+                .states
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        out
+    }
+
+    /// Every staged item, the newest version of each.
+    pub fn items(&self) -> impl Iterator<Item = &Arc<Item>> {
+        let committing = self.committing.iter().flat_map(|c| {
+            c.items
+                .iter()
+                .filter(|(id, _)| !self.overlay.items.contains_key(*id))
+                .map(|(_, item)| item)
+        });
+        self.overlay.items.values().chain(committing)
+    }
+
     /// Stages `new` (replacing `old`) with its encoded value.
     pub fn push_item(&mut self, new: Arc<Item>, old: Option<Arc<Item>>, value: Vec<u8>) {
         if let Some(link) = &new.link {
-            self.links
-                .entry(link.clone())
-                .or_insert_with(|| new.id.0.clone());
+            if self.link(link).is_none() {
+                self.overlay.links.insert(link.clone(), new.id.0.clone());
+            }
         }
         self.bytes += value.len();
-        self.items.insert(new.id.0.clone(), new.clone());
+        self.overlay.items.insert(new.id.0.clone(), new.clone());
         self.writes.push(StagedWrite::Item { new, old, value });
     }
 
     pub fn push_state(&mut self, feed: &str, value: Vec<u8>) {
         self.bytes += value.len();
-        self.states.insert(feed.to_string(), value.clone());
+        self.overlay.states.insert(feed.to_string(), value.clone());
         self.writes.push(StagedWrite::State {
             feed: feed.to_string(),
             value,
         });
     }
 
-    /// Ends the batch (committed or dropped): the next writes go into a new one.
-    pub fn finish(&mut self, committed: bool) {
-        if !committed && !self.writes.is_empty() {
-            if self.lost.len() >= LOST_KEPT {
-                self.lost.remove(0);
-            }
-            self.lost.push(self.generation);
-        }
-        self.writes.clear();
-        self.items.clear();
-        self.links.clear();
-        self.states.clear();
+    /// Takes the batch for its commit: its writes, in order, and its number. Its lookups stay
+    /// visible (as the committing batch) until [`Staged::committed`]; the next writes go into
+    /// a new batch. There is at most one commit at a time (the store's commit lock).
+    pub fn take_for_commit(&mut self) -> (Vec<StagedWrite>, u64) {
+        let writes = std::mem::take(&mut self.writes);
+        self.committing = Some(Arc::new(std::mem::take(&mut self.overlay)));
         self.documents = 0;
         self.bytes = 0;
         self.generation += 1;
+        (writes, self.generation - 1)
+    }
+
+    /// Ends the commit of batch `generation`: sled has its writes, or (failed) they are
+    /// dropped and its writers will be told. Returns the committing batch's lookups, for the
+    /// caller to drop outside the lock.
+    pub fn committed(&mut self, generation: u64, ok: bool) -> Option<Arc<Overlay>> {
+        if !ok {
+            self.remember_lost(generation);
+        }
+        self.committing.take()
+    }
+
+    /// Drops the batch being built (a panic while it was held): its writers will be told.
+    pub fn drop_batch(&mut self) {
+        if !self.writes.is_empty() {
+            self.remember_lost(self.generation);
+        }
+        self.writes.clear();
+        self.overlay = Overlay::default();
+        self.documents = 0;
+        self.bytes = 0;
+        self.generation += 1;
+    }
+
+    fn remember_lost(&mut self, generation: u64) {
+        if self.lost.len() >= LOST_KEPT {
+            self.lost.remove(0);
+        }
+        self.lost.push(generation);
     }
 
     /// Whether the batch numbered `generation` was dropped by a failed commit. Past the

@@ -465,16 +465,29 @@ fn a_failed_batch_is_reported_lost() {
     let mut st = staged::Staged::default();
     let first = st.generation;
     st.push_state("a", vec![1]);
-    st.finish(false);
+    let (_, taken) = st.take_for_commit();
+    assert_eq!(taken, first);
+    // Staged meanwhile: the committing batch is still seen, the newer state first.
     let second = st.generation;
-    st.push_state("a", vec![2]);
-    st.finish(true);
+    st.push_state("b", vec![2]);
+    assert_eq!(st.state("a"), Some(&vec![1]));
+    assert!(st.committed(first, false).is_some());
+    assert_eq!(st.state("a"), None);
+    assert_eq!(st.state("b"), Some(&vec![2]));
+    let (_, taken) = st.take_for_commit();
+    assert_eq!(taken, second);
+    assert!(st.committed(second, true).is_some());
     assert!(st.was_lost(first));
     assert!(!st.was_lost(second));
-    // An empty batch that "fails" lost nothing.
+    // An empty batch dropped lost nothing; a dropped batch with writes is lost.
     let third = st.generation;
-    st.finish(false);
+    st.drop_batch();
     assert!(!st.was_lost(third));
+    let fourth = st.generation;
+    st.push_state("c", vec![3]);
+    st.drop_batch();
+    assert!(st.was_lost(fourth));
+    assert_eq!(st.state("c"), None);
 }
 
 /// 4 → 5: items move from the `items` tree (by id) to `item_log` under sequence numbers,
