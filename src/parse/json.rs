@@ -512,8 +512,10 @@ pub(crate) fn parse_json(
 
     for im in m.items.iter() {
         let Some(im) = im.0.as_ref() else { continue };
-        let mut e = Entry::default();
-        e.id = im.id.0.clone();
+        let mut e = Entry {
+            id: im.id.0.clone(),
+            ..Entry::default()
+        };
         if let Some(t) = im.title.trimmed() {
             e.title = Some(t.to_string());
             e.title_type = Some("text/plain".into());
