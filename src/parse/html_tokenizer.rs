@@ -176,7 +176,7 @@ impl<'a> Iterator for Tokenizer<'a> {
                 return None;
             }
             let bytes = rest.as_bytes();
-            match memchr(b'<', bytes) {
+            match find_lt(bytes) {
                 Some(0) => {
                     if let Some(token) = self.markup() {
                         return Some(token);
@@ -192,6 +192,16 @@ impl<'a> Iterator for Tokenizer<'a> {
                 }
             }
         }
+    }
+}
+
+/// The first `<` in `bytes`. Text between tags is mostly a few bytes (a newline, a word), where
+/// a plain look at the first bytes answers before memchr's vector setup would.
+fn find_lt(bytes: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    match bytes.iter().take(SHORT).position(|&b| b == b'<') {
+        Some(found) => Some(found),
+        None => memchr(b'<', bytes.get(SHORT..)?).map(|found| found + SHORT),
     }
 }
 
