@@ -133,6 +133,16 @@ pub fn ingest_parsed(
         }
     };
     let normalized = normalize::normalize_feed(parsed, &feed_id, url, state.id_basis, now);
+    // Classified before the dedup lock (classifying is the costly part): the items whose id
+    // is not stored yet, which are nearly all the inserts. An item dedup turns into an update
+    // is classified under the lock.
+    let mut labels_by_id: std::collections::HashMap<String, Labels> = normalized
+        .items
+        .iter()
+        .filter(|item| !store.has_item(&item.id).unwrap_or(false))
+        .map(|item| (item.id.0.clone(), label(item)))
+        .collect();
+    let dedup_guard = store.dedup_lock();
     let known = match store.known_for(&normalized.items) {
         Ok(k) => k,
         Err(e) => {
@@ -150,7 +160,9 @@ pub fn ingest_parsed(
     let mut intents = decisions.intents;
     for intent in &mut intents {
         if let Intent::Insert(item) | Intent::Update(item) = intent {
-            let mut labels = label(item);
+            let mut labels = labels_by_id
+                .remove(&item.id.0)
+                .unwrap_or_else(|| label(item));
             add_feed_defaults(&mut labels, &feed.programmes);
             item.labels = labels;
         }
@@ -164,7 +176,8 @@ pub fn ingest_parsed(
     state.last_success = Some(now);
     state.error_count = 0;
     state.last_error = None;
-    let applied = match store.apply(&feed_id, &intents, Some(&state)) {
+    let applied = store.apply_with(&feed_id, &intents, Some(&state), dedup_guard);
+    let applied = match applied {
         Ok(a) => a,
         Err(e) => {
             report.error = Some(format!("cannot store items: {e}"));

@@ -250,6 +250,36 @@ fn one_story_in_two_feeds_is_one_item_with_two_sources() {
     assert!(store.verify().unwrap().problems.is_empty());
 }
 
+/// The same, with the two feeds ingested at the same moment from two threads (as the fetch
+/// cycle's two parse-and-store slots do): dedup and staging of one feed must not interleave
+/// with the other's, or both insert the story. Repeated on fresh stores to meet the race.
+#[test]
+fn one_story_in_two_feeds_ingested_at_once_is_one_item() {
+    let a = feed("icmpd-news");
+    let b = feed("partner-news");
+    let first = guid_feed(20);
+    let mut same_links = guid_feed(20);
+    for (n, e) in same_links.items.iter_mut().enumerate() {
+        e.id = Some(format!("partner-{n}"));
+        e.link = Some(format!(
+            "HTTPS://WWW.ICMPD.ORG/news-centre/story-{n}/?fbclid=abc"
+        ));
+    }
+    for round in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let reports = std::thread::scope(|scope| {
+            let one = scope.spawn(|| ingest(&store, &a, &first, t0()));
+            let two = scope.spawn(|| ingest(&store, &b, &same_links, t0()));
+            [one.join().unwrap(), two.join().unwrap()]
+        });
+        let inserted: usize = reports.iter().map(|r| r.inserted).sum();
+        let merged: usize = reports.iter().map(|r| r.merged).sum();
+        assert_eq!((inserted, merged), (20, 20), "round {round}: {reports:?}");
+        assert_eq!(store.item_count(), 20, "round {round}");
+    }
+}
+
 #[test]
 fn a_feed_that_flips_guids_falls_back_to_links() {
     let dir = tempfile::tempdir().unwrap();

@@ -346,6 +346,8 @@ pub struct Store {
     staged: std::sync::Mutex<staged::Staged>,
     /// Coalesces concurrent flushes ([`Store::sync`]).
     syncer: GroupSync,
+    /// See [`Store::dedup_lock`].
+    dedup: std::sync::Mutex<()>,
     /// Held through a commit: one batch is committed at a time, in order. Taken before
     /// `staged` (then `near`), never after.
     commit_lock: std::sync::Mutex<()>,
@@ -461,6 +463,7 @@ impl Store {
             staged: Default::default(),
             syncer: GroupSync::default(),
             commit_lock: std::sync::Mutex::new(()),
+            dedup: std::sync::Mutex::new(()),
             durable_below: std::sync::atomic::AtomicU64::new(0),
         };
         store.migrate()?;
@@ -486,6 +489,18 @@ impl Store {
     }
 
     /// The dedup policy this store looks candidates up with.
+    /// Held by a writer from its dedup lookups ([`Store::known_for`]) until its intents are
+    /// applied: two feeds carrying one story decide one after the other, so the second sees
+    /// the first's item (by id, link or fingerprint) instead of inserting it again.
+    pub fn dedup_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.dedup.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an item with this id is stored or staged (the in-memory index; no sled read).
+    pub fn has_item(&self, id: &ItemId) -> Result<bool, StoreError> {
+        Ok(self.near_index()?.contains(&id.0))
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -921,6 +936,22 @@ impl Store {
         state: Option<&FeedState>,
     ) -> Result<ApplyReport, StoreError> {
         let (report, staging) = self.apply_staged(feed, intents, state)?;
+        self.make_durable(staging)?;
+        Ok(report)
+    }
+
+    /// [`Store::apply`] for a writer holding the [`Store::dedup_lock`]: released once the
+    /// intents are staged, before waiting for them to be durable.
+    pub fn apply_with(
+        &self,
+        feed: &FeedId,
+        intents: &[Intent],
+        state: Option<&FeedState>,
+        dedup: std::sync::MutexGuard<'_, ()>,
+    ) -> Result<ApplyReport, StoreError> {
+        let staged = self.apply_staged(feed, intents, state);
+        drop(dedup);
+        let (report, staging) = staged?;
         self.make_durable(staging)?;
         Ok(report)
     }
