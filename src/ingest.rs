@@ -2,8 +2,10 @@
 //!
 //! In: the store, the feed's settings, the fetched body with its URL and Content-Type, the
 //! classifier as a function, and the current instant. Out: an [`IngestReport`] (new, updated,
-//! merged, skipped, purged, errors). Writes reach the store in one transaction per document and
-//! are flushed before the report says they are stored. A bad feed becomes a report, never a
+//! merged, skipped, purged, errors). A document's writes are staged whole into the store's
+//! write batch (so they commit atomically) and flushed before the report says they are stored;
+//! its dedup lookups and staging hold the store's dedup lock, so two feeds bringing one story
+//! at once cannot both insert it. A bad feed becomes a report, never a
 //! panic, and never stops other feeds. It does no network I/O.
 
 use crate::config::FeedSettings;
