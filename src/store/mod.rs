@@ -488,7 +488,6 @@ impl Store {
         }
     }
 
-    /// The dedup policy this store looks candidates up with.
     /// Held by a writer from its dedup lookups ([`Store::known_for`]) until its intents are
     /// applied: two feeds carrying one story decide one after the other, so the second sees
     /// the first's item (by id, link or fingerprint) instead of inserting it again.
@@ -501,6 +500,7 @@ impl Store {
         Ok(self.near_index()?.contains(&id.0))
     }
 
+    /// The dedup policy this store looks candidates up with.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -780,7 +780,7 @@ impl Store {
             // Only an id the index knows is read from sled: a miss there still descends the
             // items tree and pulls its pages in (a fifth of a first fetch cycle's time). The
             // index also holds the staged batch's items, read from the batch.
-            k.by_id = if self.near_index()?.contains(&item.id.0) {
+            k.by_id = if self.has_item(&item.id)? {
                 self.meta_of(item.id.0.as_bytes())?
             } else {
                 None
@@ -858,11 +858,7 @@ impl Store {
                 ix.claim_hash(near::link_hash(&link?));
             }
             for item in st.items() {
-                let w = Written::of(item);
-                ix.upsert(&w.id, w.fingerprint, w.first_seen);
-                if let Some(h) = w.link {
-                    ix.claim_hash(h);
-                }
+                Written::of(item).index_into(&mut ix);
             }
             ix.mark_loaded();
         }
@@ -884,10 +880,7 @@ impl Store {
         let mut ix = self.lock_near();
         if ix.is_loaded() {
             for w in written {
-                ix.upsert(&w.id, w.fingerprint, w.first_seen);
-                if let Some(h) = w.link {
-                    ix.claim_hash(h);
-                }
+                w.index_into(&mut ix);
             }
         }
     }
@@ -973,13 +966,7 @@ impl Store {
         // The index knows every stored and staged id (a sled lookup per new item was a tenth of
         // ingest), and takes this feed's items as they are staged. Built now if it is not yet.
         let mut ix = self.near_index_locked(&st)?;
-        let written = |ix: &mut near::NearIndex, item: &Item| {
-            let w = Written::of(item);
-            ix.upsert(&w.id, w.fingerprint, w.first_seen);
-            if let Some(h) = w.link {
-                ix.claim_hash(h);
-            }
-        };
+        let written = |ix: &mut near::NearIndex, item: &Item| Written::of(item).index_into(ix);
         for intent in intents {
             match intent {
                 Intent::Insert(item) => {
@@ -1594,6 +1581,14 @@ struct Written {
 }
 
 impl Written {
+    /// Puts this write into the in-memory index: its id, fingerprint and link.
+    fn index_into(&self, ix: &mut near::NearIndex) {
+        ix.upsert(&self.id, self.fingerprint, self.first_seen);
+        if let Some(h) = self.link {
+            ix.claim_hash(h);
+        }
+    }
+
     fn of(item: &Item) -> Written {
         Written {
             id: item.id.0.clone(),
