@@ -87,6 +87,11 @@ impl<'a> Tokenizer<'a> {
             Some(b'/') if bytes.get(2).is_some_and(|b| b.is_ascii_alphabetic()) => {
                 let name_len = name_length(bytes.get(2..).unwrap_or(&[]));
                 let name = rest.get(2..2 + name_len).unwrap_or("");
+                // `</p>`: the usual end tag, with no search.
+                if bytes.get(2 + name_len) == Some(&b'>') {
+                    self.pos += 3 + name_len;
+                    return Some(Token::EndTag { name });
+                }
                 match memchr2(b'>', b'<', bytes.get(2 + name_len..).unwrap_or(&[])) {
                     Some(off) => {
                         let end = 2 + name_len + off;

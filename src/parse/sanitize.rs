@@ -282,7 +282,7 @@ impl Vocabulary {
 pub(crate) type LazyBase<'f, 'b> = &'f dyn Fn() -> Option<&'b url::Url>;
 
 /// State of one sanitising pass.
-struct Sanitizer<'h, 'f, 'b> {
+struct Sanitizer<'h, 'f, 'b, 'c> {
     out: String,
     base: LazyBase<'f, 'b>,
     /// Open elements whose text is dropped (`applet`).
@@ -291,13 +291,18 @@ struct Sanitizer<'h, 'f, 'b> {
     svg_depth: u32,
     /// Attributes of the current tag, reused across tags.
     attributes: Vec<(Cow<'h, str>, Cow<'h, str>)>,
-    /// Recent `style` values with their [`sanitize_style`] result: content written by a tool
-    /// repeats the same few inline styles, and the filter is a pure function of the value
-    /// and `inside_svg`.
-    styles: Vec<(String, bool, String)>,
+    styles: &'c mut StyleCache,
 }
 
-/// Entries kept in [`Sanitizer::styles`], and the longest value cached.
+/// Recent `style` values with their [`sanitize_style`] result: content written by a tool
+/// repeats the same few inline styles, from item to item of a feed, and the filter is a pure
+/// function of the value and `inside_svg`. One cache serves all the fragments of a document.
+#[derive(Default)]
+pub(crate) struct StyleCache {
+    entries: Vec<(String, bool, String)>,
+}
+
+/// Entries kept in a [`StyleCache`], and the longest value cached.
 const STYLE_CACHE_ENTRIES: usize = 16;
 const STYLE_CACHE_MAX_LEN: usize = 1024;
 
@@ -308,11 +313,16 @@ pub fn sanitize_html(html: &str, base: Option<&url::Url>) -> String {
 
 /// [`sanitize_html`] with the base URL computed only if a relative URL needs it.
 pub(crate) fn sanitize_html_with(html: &str, base: LazyBase<'_, '_>) -> String {
+    sanitize_html_cached(html, base, &mut StyleCache::default())
+}
+
+/// [`sanitize_html_with`] remembering inline styles in `styles` (see [`StyleCache`]).
+fn sanitize_html_cached(html: &str, base: LazyBase<'_, '_>, styles: &mut StyleCache) -> String {
     if memchr::memchr2(b'<', b'&', html.as_bytes()).is_none() {
         // No tag and no reference: the output is the text itself, trimmed, with CRLF as LF
         // (what the loop below would write, without tokenising).
         let text = html.trim();
-        return if text.contains('\r') {
+        return if memchr::memchr(b'\r', text.as_bytes()).is_some() {
             text.replace("\r\n", "\n")
         } else {
             text.to_string()
@@ -325,7 +335,7 @@ pub(crate) fn sanitize_html_with(html: &str, base: LazyBase<'_, '_>) -> String {
         mathml_depth: 0,
         svg_depth: 0,
         attributes: Vec::new(),
-        styles: Vec::new(),
+        styles,
     };
     for token in Tokenizer::new(html) {
         match token {
@@ -365,7 +375,8 @@ pub(crate) fn sanitize_html_with(html: &str, base: LazyBase<'_, '_>) -> String {
     if start > 0 {
         out.drain(..start);
     }
-    if out.contains('\r') {
+    // memchr's vector search: `str::contains` reads a word at a time.
+    if memchr::memchr(b'\r', out.as_bytes()).is_some() {
         out = out.replace("\r\n", "\n");
     }
     out
@@ -373,32 +384,40 @@ pub(crate) fn sanitize_html_with(html: &str, base: LazyBase<'_, '_>) -> String {
 
 /// [`sanitize_html`] on an owned string, which is returned as it is when it has nothing to
 /// change (no tag, no reference, no surrounding whitespace, no CR).
-pub(crate) fn sanitize_html_owned(html: String, base: LazyBase<'_, '_>) -> String {
+pub(crate) fn sanitize_html_owned(
+    html: String,
+    base: LazyBase<'_, '_>,
+    styles: &mut StyleCache,
+) -> String {
     if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
         && html.trim().len() == html.len()
     {
         return html;
     }
-    sanitize_html_with(&html, base)
+    sanitize_html_cached(&html, base, styles)
 }
 
 /// [`sanitize_html_owned`] on text that may be borrowed: copied only when it has nothing to
 /// change.
-pub(crate) fn sanitize_html_cow(html: Cow<'_, str>, base: LazyBase<'_, '_>) -> String {
+pub(crate) fn sanitize_html_cow(
+    html: Cow<'_, str>,
+    base: LazyBase<'_, '_>,
+    styles: &mut StyleCache,
+) -> String {
     match html {
-        Cow::Owned(html) => sanitize_html_owned(html, base),
+        Cow::Owned(html) => sanitize_html_owned(html, base, styles),
         Cow::Borrowed(html) => {
             if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
                 && html.trim().len() == html.len()
             {
                 return html.to_string();
             }
-            sanitize_html_with(html, base)
+            sanitize_html_cached(html, base, styles)
         }
     }
 }
 
-impl<'h> Sanitizer<'h, '_, '_> {
+impl<'h> Sanitizer<'h, '_, '_, '_> {
     /// Writes text, keeping valid references and escaping bare `&`.
     fn text(&mut self, text: &str) {
         // Leading whitespace of the fragment is trimmed, as feedparser trims its output.
@@ -407,7 +426,7 @@ impl<'h> Sanitizer<'h, '_, '_> {
         } else {
             text
         };
-        while let Some(amp) = memchr::memchr(b'&', rest.as_bytes()) {
+        while let Some(amp) = find_amp(rest.as_bytes()) {
             let (before, from_amp) = rest.split_at(amp);
             self.out.push_str(before);
             match reference_at(from_amp) {
@@ -485,10 +504,7 @@ impl<'h> Sanitizer<'h, '_, '_> {
         for (key, value) in &attributes {
             let key: &str = key;
             if key == "style" && vocabulary.allows("style") {
-                let clean = self.clean_style(value, self.svg_depth > 0);
-                if !clean.is_empty() {
-                    self.write_attribute(key, &clean);
-                }
+                self.write_style(value, self.svg_depth > 0);
                 continue;
             }
             if !vocabulary.allows(key) {
@@ -524,24 +540,31 @@ impl<'h> Sanitizer<'h, '_, '_> {
         }
     }
 
-    /// [`sanitize_style`] of `style`, remembered for the values this fragment repeats.
-    fn clean_style(&mut self, style: &str, inside_svg: bool) -> String {
+    /// Writes the `style` attribute: [`sanitize_style`] of `style`, remembered for the values
+    /// the document repeats; nothing when no declaration is kept.
+    fn write_style(&mut self, style: &str, inside_svg: bool) {
         if let Some((_, _, clean)) = self
             .styles
+            .entries
             .iter()
             .find(|(value, svg, _)| *svg == inside_svg && value == style)
         {
-            return clean.clone();
+            if !clean.is_empty() {
+                write_attribute(&mut self.out, "style", clean);
+            }
+            return;
         }
         let clean = sanitize_style(style, inside_svg);
-        if style.len() <= STYLE_CACHE_MAX_LEN {
-            if self.styles.len() >= STYLE_CACHE_ENTRIES {
-                self.styles.remove(0);
-            }
-            self.styles
-                .push((style.to_string(), inside_svg, clean.clone()));
+        if !clean.is_empty() {
+            write_attribute(&mut self.out, "style", &clean);
         }
-        clean
+        if style.len() <= STYLE_CACHE_MAX_LEN {
+            let entries = &mut self.styles.entries;
+            if entries.len() >= STYLE_CACHE_ENTRIES {
+                entries.remove(0);
+            }
+            entries.push((style.to_string(), inside_svg, clean));
+        }
     }
 
     /// Reads the raw attribute text into `self.attributes`: names lower-cased, values decoded,
@@ -555,7 +578,9 @@ impl<'h> Sanitizer<'h, '_, '_> {
                 continue;
             }
             let value = match attribute.value {
-                Some(value) if value.contains('&') => Cow::Owned(decode_attribute_value(value)),
+                Some(value) if find_amp(value.as_bytes()).is_some() => {
+                    Cow::Owned(decode_attribute_value(value))
+                }
                 Some(value) => Cow::Borrowed(value),
                 None => name.clone(),
             };
@@ -594,31 +619,7 @@ impl<'h> Sanitizer<'h, '_, '_> {
     }
 
     fn write_attribute(&mut self, key: &str, value: &str) {
-        self.out.push(' ');
-        self.out.push_str(key);
-        self.out.push_str("=\"");
-        if memchr::memchr3(b'&', b'<', b'"', value.as_bytes()).is_none()
-            && memchr::memchr(b'>', value.as_bytes()).is_none()
-        {
-            self.out.push_str(value);
-            self.out.push('"');
-            return;
-        }
-        let mut last = 0;
-        for (index, byte) in value.bytes().enumerate() {
-            let escaped = match byte {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => continue,
-            };
-            self.out.push_str(value.get(last..index).unwrap_or(""));
-            self.out.push_str(escaped);
-            last = index + 1;
-        }
-        self.out.push_str(value.get(last..).unwrap_or(""));
-        self.out.push('"');
+        write_attribute(&mut self.out, key, value);
     }
 
     fn end_tag(&mut self, name: &str, class: u8) {
@@ -645,6 +646,56 @@ impl<'h> Sanitizer<'h, '_, '_> {
             self.out.push_str(written_name);
             self.out.push('>');
         }
+    }
+}
+
+/// Writes ` key="value"` with the value escaped for a double-quoted attribute.
+fn write_attribute(out: &mut String, key: &str, value: &str) {
+    out.push(' ');
+    out.push_str(key);
+    out.push_str("=\"");
+    if !needs_attribute_escape(value) {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
+    let mut last = 0;
+    for (index, byte) in value.bytes().enumerate() {
+        let escaped = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => continue,
+        };
+        out.push_str(value.get(last..index).unwrap_or(""));
+        out.push_str(escaped);
+        last = index + 1;
+    }
+    out.push_str(value.get(last..).unwrap_or(""));
+    out.push('"');
+}
+
+/// The first `&` in a piece of text. Most text between tags is a few bytes (a newline, a
+/// word), where a plain look answers before memchr's vector setup would.
+fn find_amp(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() <= 16 {
+        bytes.iter().position(|&b| b == b'&')
+    } else {
+        memchr::memchr(b'&', bytes)
+    }
+}
+
+/// Whether an attribute value holds `&`, `<`, `>` or `"`. Values are mostly short (a class,
+/// a URL), where one plain pass beats two vector searches' setup.
+fn needs_attribute_escape(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    if bytes.len() <= 64 {
+        bytes.iter().fold(false, |found, &b| {
+            found | matches!(b, b'&' | b'<' | b'>' | b'"')
+        })
+    } else {
+        memchr::memchr3(b'&', b'<', b'"', bytes).is_some() || memchr::memchr(b'>', bytes).is_some()
     }
 }
 
@@ -1093,9 +1144,10 @@ mod tests {
         assert_eq!(clean("  a > b\r\n c \n"), "a > b\n c");
         assert_eq!(clean(""), "");
         let text = "plain".to_string();
-        assert_eq!(sanitize_html_owned(text, &|| None), "plain");
+        let styles = &mut StyleCache::default();
+        assert_eq!(sanitize_html_owned(text, &|| None, styles), "plain");
         assert_eq!(
-            sanitize_html_owned(" x &amp; y ".into(), &|| None),
+            sanitize_html_owned(" x &amp; y ".into(), &|| None, styles),
             "x &amp; y"
         );
     }

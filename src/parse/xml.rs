@@ -8,7 +8,7 @@
 //! DTD, and refuses nesting deeper than [`Limits::max_depth`].
 
 use super::date::parse_date;
-use super::sanitize::{sanitize_html_cow, LazyBase};
+use super::sanitize::{sanitize_html_cow, LazyBase, StyleCache};
 use super::text::{
     escape_attr_into, escape_html_into, looks_like_html, repair_cow, resolve_reference, unescape,
 };
@@ -225,6 +225,8 @@ struct FeedReader<'u, 'd> {
     /// The person being filled (pushed on the feed or the current entry).
     person_has_parts: bool,
     feed_link_set: bool,
+    /// Inline styles already filtered in this document.
+    styles: StyleCache,
 }
 
 fn set_bozo(out: &mut ParsedFeed, why: impl Into<String>) {
@@ -268,6 +270,7 @@ pub(crate) fn parse_xml(
         utf8_document,
         person_has_parts: false,
         feed_link_set: false,
+        styles: StyleCache::default(),
     };
     r.run(text)?;
     if !r.root_seen {
@@ -1177,7 +1180,7 @@ impl<'u, 'd> FeedReader<'u, 'd> {
             }
             let value = repair_cow(value, self.utf8_document);
             let value = if is_html_type(&ctype) {
-                sanitize_html_cow(value, base)
+                sanitize_html_cow(value, base, &mut self.styles)
             } else {
                 value.into_owned()
             };
