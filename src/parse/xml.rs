@@ -341,7 +341,19 @@ impl<'u, 'd> FeedReader<'u, 'd> {
                     }
                     if let Some(cap) = self.cap.as_mut() {
                         match resolved {
-                            Some((t, _)) => push_text(cap, t.as_str(&mut [0; 4]), at_top),
+                            Some((t, _)) => {
+                                let mut utf8 = [0; 4];
+                                let t = t.as_str(&mut utf8);
+                                match t.as_bytes() {
+                                    // `&lt;`, `&amp;` ...: one ASCII character, pushed as such
+                                    // (what push_text does with it, without its copy).
+                                    &[b] if b != b'\r' && !is_xhtml(&cap.ctype) => {
+                                        note_top_text(cap, t, at_top);
+                                        cap.buf.to_mut().push(char::from(b));
+                                    }
+                                    _ => push_text(cap, t, at_top),
+                                }
+                            }
                             None => {
                                 let buf = cap.buf.to_mut();
                                 if is_xhtml(&cap.ctype) {
@@ -1065,7 +1077,10 @@ impl<'u, 'd> FeedReader<'u, 'd> {
         if let Some(cap) = self.cap.as_mut() {
             if depth > cap.depth {
                 let qname = self.names.get(open.name.0..open.name.1).unwrap_or("");
-                let local = qname.rsplit(':').next().unwrap_or(qname);
+                let local = match qname.bytes().rposition(|b| b == b':') {
+                    Some(colon) => qname.get(colon + 1..).unwrap_or(""),
+                    None => qname,
+                };
                 let skipped_div = local.eq_ignore_ascii_case("div") && !cap.ctype.ends_with("xml");
                 if cap.field.holds_markup() && !skipped_div {
                     if depth == cap.depth + 1 {
