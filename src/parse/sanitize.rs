@@ -32,6 +32,7 @@ use super::html_allowlists::{
 };
 use super::html_name_set::NameSet;
 use super::html_tokenizer::{is_raw_text_element, Attributes, Token, Tokenizer};
+use super::text::escape_attr_into;
 
 const MATHML_NAMESPACE: &str = "http://www.w3.org/1998/Math/MathML";
 const SVG_NAMESPACE: &str = "http://www.w3.org/2000/svg";
@@ -382,6 +383,12 @@ fn sanitize_html_cached(html: &str, base: LazyBase<'_, '_>, styles: &mut StyleCa
     out
 }
 
+/// Whether sanitising `html` would return it as it is: no tag, no reference, no CR, no
+/// surrounding whitespace.
+fn unchanged_by_sanitising(html: &str) -> bool {
+    memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none() && html.trim().len() == html.len()
+}
+
 /// [`sanitize_html`] on an owned string, which is returned as it is when it has nothing to
 /// change (no tag, no reference, no surrounding whitespace, no CR).
 pub(crate) fn sanitize_html_owned(
@@ -389,9 +396,7 @@ pub(crate) fn sanitize_html_owned(
     base: LazyBase<'_, '_>,
     styles: &mut StyleCache,
 ) -> String {
-    if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
-        && html.trim().len() == html.len()
-    {
+    if unchanged_by_sanitising(&html) {
         return html;
     }
     sanitize_html_cached(&html, base, styles)
@@ -407,9 +412,7 @@ pub(crate) fn sanitize_html_cow(
     match html {
         Cow::Owned(html) => sanitize_html_owned(html, base, styles),
         Cow::Borrowed(html) => {
-            if memchr::memchr3(b'<', b'&', b'\r', html.as_bytes()).is_none()
-                && html.trim().len() == html.len()
-            {
+            if unchanged_by_sanitising(html) {
                 return html.to_string();
             }
             sanitize_html_cached(html, base, styles)
@@ -654,25 +657,7 @@ fn write_attribute(out: &mut String, key: &str, value: &str) {
     out.push(' ');
     out.push_str(key);
     out.push_str("=\"");
-    if !needs_attribute_escape(value) {
-        out.push_str(value);
-        out.push('"');
-        return;
-    }
-    let mut last = 0;
-    for (index, byte) in value.bytes().enumerate() {
-        let escaped = match byte {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'"' => "&quot;",
-            _ => continue,
-        };
-        out.push_str(value.get(last..index).unwrap_or(""));
-        out.push_str(escaped);
-        last = index + 1;
-    }
-    out.push_str(value.get(last..).unwrap_or(""));
+    escape_attr_into(value, out);
     out.push('"');
 }
 
@@ -683,19 +668,6 @@ fn find_amp(bytes: &[u8]) -> Option<usize> {
         bytes.iter().position(|&b| b == b'&')
     } else {
         memchr::memchr(b'&', bytes)
-    }
-}
-
-/// Whether an attribute value holds `&`, `<`, `>` or `"`. Values are mostly short (a class,
-/// a URL), where one plain pass beats two vector searches' setup.
-fn needs_attribute_escape(value: &str) -> bool {
-    let bytes = value.as_bytes();
-    if bytes.len() <= 64 {
-        bytes.iter().fold(false, |found, &b| {
-            found | matches!(b, b'&' | b'<' | b'>' | b'"')
-        })
-    } else {
-        memchr::memchr3(b'&', b'<', b'"', bytes).is_some() || memchr::memchr(b'>', bytes).is_some()
     }
 }
 

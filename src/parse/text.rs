@@ -105,12 +105,40 @@ pub(crate) fn unescape(raw: &str) -> (Cow<'_, str>, bool) {
 
 /// Escapes text for inclusion in HTML element content.
 pub(crate) fn escape_html_into(s: &str, out: &mut String) {
+    escape_into::<false>(s, out);
+}
+
+/// Escapes an attribute value (double-quoted).
+pub(crate) fn escape_attr_into(s: &str, out: &mut String) {
+    if needs_attribute_escape(s) {
+        escape_into::<true>(s, out);
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// Whether an attribute value holds `&`, `<`, `>` or `"`. Values are mostly short (a class,
+/// a URL), where one plain pass beats two vector searches' setup.
+fn needs_attribute_escape(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    if bytes.len() <= 64 {
+        bytes.iter().fold(false, |found, &b| {
+            found | matches!(b, b'&' | b'<' | b'>' | b'"')
+        })
+    } else {
+        memchr::memchr3(b'&', b'<', b'"', bytes).is_some() || memchr::memchr(b'>', bytes).is_some()
+    }
+}
+
+/// Copies `s` with `&`, `<`, `>` (and `"` when `QUOTE`) as references, in runs between them.
+fn escape_into<const QUOTE: bool>(s: &str, out: &mut String) {
     let mut last = 0;
     for (i, b) in s.bytes().enumerate() {
         let rep = match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
+            b'"' if QUOTE => "&quot;",
             _ => continue,
         };
         out.push_str(s.get(last..i).unwrap_or(""));
@@ -118,19 +146,6 @@ pub(crate) fn escape_html_into(s: &str, out: &mut String) {
         last = i + 1;
     }
     out.push_str(s.get(last..).unwrap_or(""));
-}
-
-/// Escapes an attribute value (double-quoted).
-pub(crate) fn escape_attr_into(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
 }
 
 /// The windows-1252 character for a C1 code point (0x80..=0x9F), which feeds use by mistake.
