@@ -95,6 +95,17 @@ fn corpus() -> Vec<Doc> {
         .collect()
 }
 
+/// CPU time of the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 /// Feeds per flush in the group-commit line: a fetch cycle's window of feeds in flight
 /// (twice the default concurrency of 16) shares its flushes the same way.
 const GROUP: usize = 32;
@@ -446,19 +457,31 @@ const BATCH: usize = 256;
 
 fn benches(c: &mut Criterion) {
     let docs = corpus();
-    // INGEST_PROFILE=1: only the one-flush ingest, ten times over (for perf).
+    // INGEST_PROFILE=1: only the one-flush ingest, ten times over (for perf);
+    // INGEST_PROFILE_ROUNDS=N: N times (callgrind).
     if std::env::var_os("INGEST_PROFILE").is_some() {
-        for _ in 0..10 {
+        let rounds = std::env::var("INGEST_PROFILE_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(10);
+        for _ in 0..rounds {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = Store::open(dir.path())
                 .expect("store opens")
                 .with_group_commit();
             let s = Instant::now();
+            let cpu = thread_cpu_time();
             let (entries, _) = ingest_all(&store, &docs);
+            let staged = s.elapsed();
+            let staged_cpu = thread_cpu_time() - cpu;
             store.flush().expect("flush");
             println!(
-                "one flush total: {:.0} items/s",
-                per_second(entries, s.elapsed())
+                "one flush total: {:.0} items/s (staging {:.1?} with {:.1?} of this thread's CPU, the last commit and flush {:.1?}; {:.1} MB on disk)",
+                per_second(entries, s.elapsed()),
+                staged,
+                staged_cpu,
+                s.elapsed() - staged,
+                newsrelay::store::disk_size(dir.path()) as f64 / 1e6
             );
         }
         return;

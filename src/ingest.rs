@@ -178,7 +178,7 @@ pub fn ingest_parsed(
     state.last_success = Some(now);
     state.error_count = 0;
     state.last_error = None;
-    let applied = store.apply_with(&feed_id, &intents, Some(&state), dedup_guard);
+    let applied = store.apply_with(&feed_id, intents, Some(&state), dedup_guard);
     let applied = match applied {
         Ok(a) => a,
         Err(e) => {

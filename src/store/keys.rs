@@ -155,14 +155,24 @@ pub fn encode_value<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, serde_json::E
     Ok(out)
 }
 
-/// A value compressed: version 2 byte ‖ JSON length (u32, little-endian) ‖ LZ4 block.
+/// JSON shorter than this is stored plain (version 1): LZ4 saves little on a short value,
+/// and compressing it was a third of encoding an item.
+pub const COMPRESS_FROM: usize = 1024;
+
+/// A value compressed: version 2 byte ‖ JSON length (u32, little-endian) ‖ LZ4 block; or,
+/// when the JSON is shorter than [`COMPRESS_FROM`], version 1 byte ‖ JSON.
 /// `size_hint`: the JSON's expected length, reserved up front.
 pub fn encode_compressed_value<T: serde::Serialize>(
     v: &T,
     size_hint: usize,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let mut json = Vec::with_capacity(size_hint);
-    serde_json::to_writer(&mut json, v)?;
+    let mut plain = Vec::with_capacity(size_hint + 1);
+    plain.push(VALUE_VERSION);
+    serde_json::to_writer(&mut plain, v)?;
+    let json = &plain[1..];
+    if json.len() < COMPRESS_FROM {
+        return Ok(plain);
+    }
     let len = u32::try_from(json.len())
         .ok()
         .filter(|n| (*n as usize) <= MAX_DECODED_VALUE)
@@ -170,7 +180,7 @@ pub fn encode_compressed_value<T: serde::Serialize>(
     let mut out = vec![0; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
     out[0] = VALUE_VERSION_LZ4;
     out[1..5].copy_from_slice(&len.to_le_bytes());
-    let n = lz4_flex::block::compress_into(&json, &mut out[5..])
+    let n = lz4_flex::block::compress_into(json, &mut out[5..])
         .map_err(|e| invalid(format!("cannot compress: {e}")))?;
     out.truncate(5 + n);
     Ok(out)
@@ -259,6 +269,11 @@ mod tests {
         huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_value::<Vec<String>>(&huge).is_err());
         assert!(decode_value::<Vec<String>>(&[VALUE_VERSION_LZ4, 1]).is_err());
+        // A short value is stored plain, and reads back the same.
+        let short = vec!["one".to_string(), "two".to_string()];
+        let stored = encode_compressed_value(&short, 0).unwrap();
+        assert_eq!(stored, encode_value(&short).unwrap());
+        assert_eq!(decode_value::<Vec<String>>(&stored).unwrap(), short);
     }
 
     #[test]

@@ -37,6 +37,33 @@ pub(super) enum StagedWrite {
     },
 }
 
+/// An item written more than once in one batch (fetched twice, or carried by two feeds).
+pub(super) struct Superseded {
+    /// Positions of its first and last writes in the batch.
+    pub first: usize,
+    pub last: usize,
+}
+
+/// The items written more than once in `writes`, by id. Only the last version needs to reach
+/// sled, in place of the version stored before the batch (the first write's `old`): each
+/// earlier one would be written with its index entries and removed again by the next one in
+/// the same transaction.
+pub(super) fn superseded(writes: &[StagedWrite]) -> HashMap<&str, Superseded> {
+    let mut seen: HashMap<&str, Superseded> = HashMap::with_capacity(writes.len());
+    for (at, w) in writes.iter().enumerate() {
+        if let StagedWrite::Item { new, .. } = w {
+            seen.entry(new.id.0.as_str())
+                .and_modify(|s| s.last = at)
+                .or_insert(Superseded {
+                    first: at,
+                    last: at,
+                });
+        }
+    }
+    seen.retain(|_, s| s.first != s.last);
+    seen
+}
+
 /// What a batch wrote, for lookups: the latest version of each item, each link first claimed
 /// in it (to the claiming id), and the latest state of each feed (encoded).
 #[derive(Default)]

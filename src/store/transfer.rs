@@ -210,6 +210,9 @@ impl Store {
                 _ => None,
             })
             .collect::<Result<_, _>>()?;
+        if !tomb_values.is_empty() {
+            self.tombstones_written();
+        }
         let (added, present, written) = self.exclusive(|| {
             self.transaction(|tx| {
                 let (mut added, mut present) = (0u64, 0u64);
