@@ -710,11 +710,8 @@ impl Store {
                         // first write's place (where it first claimed its link), with its last
                         // version.
                         let (new, value) = match superseded.get(new.id.0.as_str()) {
-                            None => (new, value),
-                            Some(s) if s.first == at => match &writes[s.last] {
-                                staged::StagedWrite::Item { new, value, .. } => (new, value),
-                                staged::StagedWrite::State { .. } => (new, value),
-                            },
+                            None => (new, value.as_slice()),
+                            Some(s) if s.first == at => (s.last, s.last_value),
                             Some(_) => continue,
                         };
                         // No old version: staging found no item with this id.

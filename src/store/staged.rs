@@ -38,30 +38,40 @@ pub(super) enum StagedWrite {
 }
 
 /// An item written more than once in one batch (fetched twice, or carried by two feeds).
-pub(super) struct Superseded {
-    /// Positions of its first and last writes in the batch.
+pub(super) struct Superseded<'w> {
+    /// Position of its first write in the batch.
     pub first: usize,
-    pub last: usize,
+    /// Its last version, and that version encoded.
+    pub last: &'w Arc<Item>,
+    pub last_value: &'w [u8],
 }
 
 /// The items written more than once in `writes`, by id. Only the last version needs to reach
 /// sled, in place of the version stored before the batch (the first write's `old`): each
 /// earlier one would be written with its index entries and removed again by the next one in
 /// the same transaction.
-pub(super) fn superseded(writes: &[StagedWrite]) -> HashMap<&str, Superseded> {
-    let mut seen: HashMap<&str, Superseded> = HashMap::with_capacity(writes.len());
+pub(super) fn superseded(writes: &[StagedWrite]) -> HashMap<&str, Superseded<'_>> {
+    let mut seen: HashMap<&str, (usize, Superseded<'_>)> = HashMap::with_capacity(writes.len());
     for (at, w) in writes.iter().enumerate() {
-        if let StagedWrite::Item { new, .. } = w {
+        if let StagedWrite::Item { new, value, .. } = w {
+            let latest = Superseded {
+                first: at,
+                last: new,
+                last_value: value,
+            };
             seen.entry(new.id.0.as_str())
-                .and_modify(|s| s.last = at)
-                .or_insert(Superseded {
-                    first: at,
-                    last: at,
-                });
+                .and_modify(|(writes, s)| {
+                    *writes += 1;
+                    s.last = latest.last;
+                    s.last_value = latest.last_value;
+                })
+                .or_insert((1, latest));
         }
     }
-    seen.retain(|_, s| s.first != s.last);
-    seen
+    seen.into_iter()
+        .filter(|(_, (writes, _))| *writes > 1)
+        .map(|(id, (_, s))| (id, s))
+        .collect()
 }
 
 /// What a batch wrote, for lookups: the latest version of each item, each link first claimed
