@@ -397,7 +397,14 @@ pub fn fingerprint_of(title: &str, content_html: &str) -> u64 {
 /// there are fewer than [`FINGERPRINT_MIN_TOKENS`] words: too little text to call two items
 /// the same story. At most [`FINGERPRINT_MAX_TOKENS`] words are read.
 pub fn simhash(title: &str, text: &str) -> u64 {
-    // (feature hash, weight); sorted and deduplicated below, the higher weight kept.
+    let (features, tokens) = word_pair_features(title, text);
+    fingerprint_of_features(features, tokens)
+}
+
+/// The weighted word pairs of `title` (weight 2) and `text` (weight 1), in reading order, and
+/// the number of words read (at most [`FINGERPRINT_MAX_TOKENS`]).
+fn word_pair_features(title: &str, text: &str) -> (Vec<(u64, i32)>, usize) {
+    // (feature hash, weight); sorted and deduplicated by `fingerprint_of_features`.
     let mut features: Vec<(u64, i32)> = Vec::with_capacity(256);
     let mut tokens = 0usize;
     let mut word: Vec<u8> = Vec::with_capacity(32);
@@ -445,11 +452,7 @@ pub fn simhash(title: &str, text: &str) -> u64 {
                 }
                 let h = xxh3_64(&word);
                 if let Some(p) = previous {
-                    // Order matters: "border management" is not "management border".
-                    let mut pair = [0u8; 16];
-                    pair[..8].copy_from_slice(&p.to_le_bytes());
-                    pair[8..].copy_from_slice(&h.to_le_bytes());
-                    features.push((xxh3_64(&pair), weight));
+                    features.push((word_pair_hash(p, h), weight));
                 }
                 previous = Some(h);
                 tokens += 1;
@@ -458,6 +461,20 @@ pub fn simhash(title: &str, text: &str) -> u64 {
         }
         word.clear();
     }
+    (features, tokens)
+}
+
+/// The feature of two words read one after the other, from their hashes. Order matters:
+/// "border management" is not "management border".
+fn word_pair_hash(previous: u64, word: u64) -> u64 {
+    let mut pair = [0u8; 16];
+    pair[..8].copy_from_slice(&previous.to_le_bytes());
+    pair[8..].copy_from_slice(&word.to_le_bytes());
+    xxh3_64(&pair)
+}
+
+/// SimHash of weighted features; 0 when fewer than [`FINGERPRINT_MIN_TOKENS`] words were read.
+fn fingerprint_of_features(mut features: Vec<(u64, i32)>, tokens: usize) -> u64 {
     if tokens < FINGERPRINT_MIN_TOKENS {
         return 0;
     }
@@ -609,9 +626,10 @@ mod tests {
         );
     }
 
-    /// The fingerprint as it was first written, one `char` at a time: the byte-wise loop in
-    /// [`simhash`] must give the same value for every text (stored fingerprints stay valid).
-    fn simhash_by_chars(title: &str, text: &str) -> u64 {
+    /// The word pairs as the fingerprint first read them, one `char` at a time: the byte-wise
+    /// loop of [`word_pair_features`] must read the same pairs from every text (stored
+    /// fingerprints stay valid).
+    fn word_pair_features_by_chars(title: &str, text: &str) -> (Vec<(u64, i32)>, usize) {
         let mut features: Vec<(u64, i32)> = Vec::new();
         let mut tokens = 0usize;
         let mut word = String::new();
@@ -626,10 +644,7 @@ mod tests {
                     if tokens < FINGERPRINT_MAX_TOKENS {
                         let h = xxh3_64(word.as_bytes());
                         if let Some(p) = previous {
-                            let mut pair = [0u8; 16];
-                            pair[..8].copy_from_slice(&p.to_le_bytes());
-                            pair[8..].copy_from_slice(&h.to_le_bytes());
-                            features.push((xxh3_64(&pair), weight));
+                            features.push((word_pair_hash(p, h), weight));
                         }
                         previous = Some(h);
                         tokens += 1;
@@ -638,24 +653,7 @@ mod tests {
                 }
             }
         }
-        if tokens < FINGERPRINT_MIN_TOKENS {
-            return 0;
-        }
-        features.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        features.dedup_by_key(|f| f.0);
-        let total: i32 = features.iter().map(|f| f.1).sum();
-        (0..64).fold(0u64, |acc, bit| {
-            let w: i32 = features
-                .iter()
-                .filter(|f| (f.0 >> bit) & 1 == 1)
-                .map(|f| f.1)
-                .sum();
-            if 2 * w > total {
-                acc | (1 << bit)
-            } else {
-                acc
-            }
-        })
+        (features, tokens)
     }
 
     #[test]
@@ -711,14 +709,22 @@ mod tests {
             };
             let title = make(3 + round % 12);
             let text = make(if round % 50 == 0 { 2000 } else { round % 90 });
+            let by_chars = word_pair_features_by_chars(&title, &text);
+            assert_eq!(
+                word_pair_features(&title, &text),
+                by_chars,
+                "{title:?} / {text:?}"
+            );
             assert_eq!(
                 simhash(&title, &text),
-                simhash_by_chars(&title, &text),
-                "{title:?} / {text:?}"
+                fingerprint_of_features(by_chars.0, by_chars.1)
             );
         }
         let long = "word ".repeat(3000);
-        assert_eq!(simhash("a b c", &long), simhash_by_chars("a b c", &long));
+        assert_eq!(
+            word_pair_features("a b c", &long),
+            word_pair_features_by_chars("a b c", &long)
+        );
     }
 
     #[test]
