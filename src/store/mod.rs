@@ -450,6 +450,8 @@ impl Store {
                 }
             })?;
         let t = |name: &str| db.open_tree(name);
+        let tombstones = t(keys::TOMBSTONES)?;
+        let tombstones_present = std::sync::atomic::AtomicBool::new(!tombstones.is_empty());
         let store = Store {
             items: items::ItemTrees::open(&db)?,
             item_time: t(keys::ITEM_TIME)?,
@@ -457,7 +459,7 @@ impl Store {
             label_time: t(keys::LABEL_TIME)?,
             url_index: t(keys::URL_INDEX)?,
             feed_state: t(keys::FEED_STATE)?,
-            tombstones: t(keys::TOMBSTONES)?,
+            tombstones,
             digest_ledger: t(keys::DIGEST_LEDGER)?,
             meta: t(keys::META)?,
             db,
@@ -469,12 +471,8 @@ impl Store {
             commit_lock: std::sync::Mutex::new(()),
             dedup: std::sync::Mutex::new(()),
             durable_below: std::sync::atomic::AtomicU64::new(0),
-            tombstones_present: std::sync::atomic::AtomicBool::new(true),
+            tombstones_present,
         };
-        store.tombstones_present.store(
-            !store.tombstones.is_empty(),
-            std::sync::atomic::Ordering::SeqCst,
-        );
         store.migrate()?;
         Ok(store)
     }
