@@ -320,6 +320,12 @@ fn cursor_round_trips() {
     assert!("12.".parse::<Cursor>().is_err());
 }
 
+/// The store at `dir` opened again after a drop: sled lets go of its lock a moment after.
+fn reopen(dir: &std::path::Path) -> Store {
+    Store::wait_until_released(dir, std::time::Duration::from_secs(10)).unwrap();
+    Store::open(dir).unwrap()
+}
+
 /// A caller-flush store: applies are staged, not committed, until a flush or a full batch.
 fn staging_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -401,7 +407,7 @@ fn staged_batch_is_seen_by_dedup_and_committed_once() {
     assert_eq!(by_b.items.len(), 1);
     assert!(store.verify().unwrap().problems.is_empty());
     drop(store);
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     assert_eq!(store.item_count(), 1);
     assert!(store.verify().unwrap().problems.is_empty());
 }
@@ -460,7 +466,7 @@ fn an_item_updated_twice_in_one_batch_keeps_one_set_of_index_entries() {
     );
     assert!(store.verify().unwrap().problems.is_empty());
     drop(store);
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     assert!(store.verify().unwrap().problems.is_empty());
 }
 
@@ -489,7 +495,7 @@ fn staged_feed_states_keep_their_order_and_survive_a_drop() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].1.etag.as_deref(), Some("second"));
     drop(store);
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     assert_eq!(now(&store).as_deref(), Some("second"));
     assert_eq!(store.item_count(), 1);
 }
