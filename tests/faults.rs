@@ -347,7 +347,7 @@ fn filled_store(db: &Path, n: u64) -> Vec<u8> {
 }
 
 fn export_of(db: &Path) -> Vec<u8> {
-    let store = open_released(db);
+    let store = Store::open(db).unwrap();
     let mut out = Vec::new();
     store.export(&mut out).unwrap();
     out
@@ -367,16 +367,6 @@ fn leftovers(db: &Path) -> Vec<String> {
     .collect()
 }
 
-fn wait_until_released(db: &Path) {
-    Store::wait_until_released(db, Duration::from_secs(10)).unwrap();
-}
-
-/// Opens the store once an earlier `Store` of this process has let go of it.
-fn open_released(db: &Path) -> Store {
-    wait_until_released(db);
-    Store::open(db).unwrap()
-}
-
 #[test]
 fn compact_keeps_every_record_and_is_refused_while_the_store_is_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -386,7 +376,7 @@ fn compact_keeps_every_record_and_is_refused_while_the_store_is_open() {
     filled_store(&db, 500);
     {
         // Churn: every item rewritten a few times, as reclassification does.
-        let store = open_released(&db);
+        let store = Store::open(&db).unwrap();
         for version in 2..6u64 {
             let label = |_: &newsrelay::item::Item| newsrelay::item::Labels {
                 taxonomy_version: version,
@@ -408,7 +398,7 @@ fn compact_keeps_every_record_and_is_refused_while_the_store_is_open() {
     std::fs::create_dir_all(digest.join("ledger")).unwrap();
     std::fs::write(digest.join("key"), b"secret").unwrap();
 
-    let held = open_released(&db);
+    let held = Store::open(&db).unwrap();
     let out = newsrelay()
         .arg("--config")
         .arg(&config)
@@ -420,8 +410,8 @@ fn compact_keeps_every_record_and_is_refused_while_the_store_is_open() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("in use"), "{stderr}");
     eprintln!("refused while open: {}", stderr.trim());
+    // Dropping the store returns once its lock is free, so the next command can open it.
     drop(held);
-    wait_until_released(&db);
 
     let out = newsrelay()
         .arg("--config")
@@ -445,7 +435,7 @@ fn compact_keeps_every_record_and_is_refused_while_the_store_is_open() {
     assert!(leftovers(&db).is_empty(), "{:?}", leftovers(&db));
     assert_eq!(export_of(&db), before, "export after compaction differs");
     assert_eq!(std::fs::read(digest.join("key")).unwrap(), b"secret");
-    let store = open_released(&db);
+    let store = Store::open(&db).unwrap();
     assert!(store.verify().unwrap().problems.is_empty());
     assert_eq!(
         store.schema_version().unwrap(),
@@ -500,7 +490,7 @@ fn compaction_killed_at_any_point_leaves_a_whole_store() {
             round.index,
             leftovers(&db)
         );
-        let store = open_released(&db);
+        let store = Store::open(&db).unwrap();
         assert!(store.verify().unwrap().problems.is_empty());
         assert_eq!(store.item_count() as u64, ITEMS);
     };

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -360,6 +360,30 @@ pub struct Store {
     /// Sync after every `apply` and `purge_expired` (the default). Off in caller-flush mode,
     /// where the caller flushes once before reporting anything stored.
     flush_each: bool,
+    /// Declared last, so it drops after `db` and every tree: waits until sled has let go of
+    /// the store's file lock ([`ReleasedOnDrop`]).
+    _released_on_drop: ReleasedOnDrop,
+}
+
+/// How long dropping a [`Store`] waits for sled to let go of the store's lock.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Makes dropping a [`Store`] return only once the store can be opened again. sled closes its
+/// lock file when its last handle goes, and its flusher and I/O threads hold handles for a
+/// moment after the `Db` is dropped; a reopen in the same process, or a child process started
+/// right after the drop (a test, `newsrelay compact` after a command), was refused as in use
+/// now and then. Waiting here fixes that for every caller instead of each one waiting.
+struct ReleasedOnDrop {
+    path: PathBuf,
+}
+
+impl Drop for ReleasedOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = Store::wait_until_released(&self.path, RELEASE_WAIT) {
+            tracing::warn!(store = %self.path.display(), error = %e,
+                "the store's lock was still held after it was closed");
+        }
+    }
 }
 
 /// A store dropped with a staged batch (caller-flush mode, or feed states recorded since the
@@ -472,6 +496,9 @@ impl Store {
             dedup: std::sync::Mutex::new(()),
             durable_below: std::sync::atomic::AtomicU64::new(0),
             tombstones_present,
+            _released_on_drop: ReleasedOnDrop {
+                path: path.to_path_buf(),
+            },
         };
         store.migrate()?;
         Ok(store)
