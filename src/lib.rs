@@ -32,7 +32,9 @@
 //! | [`schedule`] | when fetches and digests run |
 //! | [`daemon`] | wiring, signals, systemd readiness, graceful stop and flush |
 //! | [`cli`] | clap commands, each a thin call into the above |
+//! | [`allocator`] | the process's allocator: jemalloc with two arenas (not a stage; every binary that links the library uses it) |
 
+pub mod allocator;
 pub mod classify;
 pub mod cli;
 pub mod config;
