@@ -24,11 +24,29 @@ pub(super) fn link_hash(link: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(link)
 }
 
-/// One indexed item.
+/// One indexed item (its fingerprint is in [`NearIndex::fingerprints`], at the same place).
 struct Slot {
     id: Box<str>,
-    fingerprint: u64,
     first_seen: i64,
+}
+
+/// Hashes a band key ([`band_key`]) by one multiplication: SipHash, the map's default, was
+/// most of a probe's cost, and the keys are not chosen by anyone who could make them collide.
+#[derive(Default, Clone, Copy)]
+pub(super) struct BandKeyHasher(u64);
+
+impl std::hash::Hasher for BandKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(u32::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Band key: band number in the high bits, band value below.
@@ -40,10 +58,13 @@ fn band_key(band: u8, value: u64) -> u32 {
 pub(super) struct NearIndex {
     loaded: bool,
     slots: Vec<Option<Slot>>,
+    /// The fingerprint of each slot, apart from the rest: a probe reads many of them to test
+    /// the distance and few ids, and 8 bytes a slot stay in cache where whole slots did not.
+    fingerprints: Vec<u64>,
     free: Vec<u32>,
     by_id: HashMap<Box<str>, u32>,
     /// Band key → slots, oldest first seen first.
-    bands: HashMap<u32, Vec<u32>>,
+    bands: HashMap<u32, Vec<u32>, BuildHasherDefault<BandKeyHasher>>,
     /// Hashes of every canonical link claimed in the store or the batch, and of links since
     /// released (a superset: a purged or replaced link's hash stays). A link whose hash is
     /// absent is certainly unclaimed, so dedup does not ask sled about it.
@@ -90,23 +111,25 @@ impl NearIndex {
     /// [`NearIndex::contains`] but in no band.
     pub(super) fn upsert(&mut self, id: &str, fingerprint: u64, first_seen: i64) {
         if let Some(&at) = self.by_id.get(id) {
+            let same_fingerprint = self.fingerprints.get(at as usize) == Some(&fingerprint);
             match self.slots.get(at as usize).and_then(Option::as_ref) {
-                Some(s) if s.fingerprint == fingerprint && s.first_seen == first_seen => return,
+                Some(s) if same_fingerprint && s.first_seen == first_seen => return,
                 _ => self.remove(id),
             }
         }
         let slot = Slot {
             id: id.into(),
-            fingerprint,
             first_seen,
         };
         let at = match self.free.pop() {
             Some(at) => {
                 self.slots[at as usize] = Some(slot);
+                self.fingerprints[at as usize] = fingerprint;
                 at
             }
             None => {
                 self.slots.push(Some(slot));
+                self.fingerprints.push(fingerprint);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -131,14 +154,20 @@ impl NearIndex {
         let Some(at) = self.by_id.remove(id) else {
             return;
         };
-        let Some(slot) = self.slots.get_mut(at as usize).and_then(Option::take) else {
-            return;
-        };
-        self.free.push(at);
-        if slot.fingerprint == 0 {
+        if self
+            .slots
+            .get_mut(at as usize)
+            .and_then(Option::take)
+            .is_none()
+        {
             return;
         }
-        for (band, value) in keys::fingerprint_bands(slot.fingerprint) {
+        self.free.push(at);
+        let fingerprint = self.fingerprints.get(at as usize).copied().unwrap_or(0);
+        if fingerprint == 0 {
+            return;
+        }
+        for (band, value) in keys::fingerprint_bands(fingerprint) {
             let key = band_key(band, value);
             if let Some(list) = self.bands.get_mut(&key) {
                 list.retain(|&s| s != at);
@@ -158,24 +187,25 @@ impl NearIndex {
         max_distance: u32,
         per_probe: usize,
     ) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+        let mut found: Vec<u32> = Vec::new();
         for (band, value) in keys::fingerprint_probes(fingerprint) {
             let Some(list) = self.bands.get(&band_key(band, value)) else {
                 continue;
             };
             for &at in list.iter().rev().take(per_probe) {
-                let Some(slot) = self.slots.get(at as usize).and_then(Option::as_ref) else {
+                let Some(&other) = self.fingerprints.get(at as usize) else {
                     continue;
                 };
-                if (slot.fingerprint ^ fingerprint).count_ones() > max_distance {
-                    continue;
-                }
-                if !out.iter().any(|o| **o == *slot.id) {
-                    out.push(slot.id.to_string());
+                if (other ^ fingerprint).count_ones() <= max_distance && !found.contains(&at) {
+                    found.push(at);
                 }
             }
         }
-        out
+        found
+            .into_iter()
+            .filter_map(|at| self.slots.get(at as usize).and_then(Option::as_ref))
+            .map(|slot| slot.id.to_string())
+            .collect()
     }
 }
 
