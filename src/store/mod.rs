@@ -426,11 +426,12 @@ impl Store {
         Ok(store)
     }
 
-    /// Waits (up to `within`) until no `Store` still holds the lock of the store at `path`.
-    /// Dropping a `Store` frees sled's file lock only once sled's background threads have let
-    /// go of the database, a moment later; a reopen in the same process, or a child process
-    /// started right after the drop, would otherwise be refused as in use. Returns `InUse`
-    /// when the lock is still held at the deadline (another process has the store open).
+    /// Waits (up to `within`) until nothing holds sled's lock of the store at `path`. sled
+    /// frees its file lock only once its background threads have let go of the database, a
+    /// moment after its last handle is dropped. Dropping a `Store` already waits here
+    /// ([`ReleasedOnDrop`]); callers need it after dropping a raw sled handle (compaction's
+    /// copy, tests that write an old layout). Returns `InUse` when the lock is still held at
+    /// the deadline (another process has the store open).
     pub fn wait_until_released(path: &Path, within: std::time::Duration) -> Result<(), StoreError> {
         use fs2::FileExt;
         let lock_file = match std::fs::File::open(path.join("db")) {
