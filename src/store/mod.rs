@@ -429,7 +429,7 @@ impl Store {
     /// Waits (up to `within`) until nothing holds sled's lock of the store at `path`. sled
     /// frees its file lock only once its background threads have let go of the database, a
     /// moment after its last handle is dropped. Dropping a `Store` already waits here
-    /// ([`ReleasedOnDrop`]); callers need it after dropping a raw sled handle (compaction's
+    /// (`ReleasedOnDrop`); callers need it after dropping a raw sled handle (compaction's
     /// copy, tests that write an old layout). Returns `InUse` when the lock is still held at
     /// the deadline (another process has the store open).
     pub fn wait_until_released(path: &Path, within: std::time::Duration) -> Result<(), StoreError> {
