@@ -5,7 +5,7 @@
 //! relative URLs in feedparser's URL attributes made absolute, inline `style` filtered the way
 //! feedparser's `sanitize_style` filters it, and no script, style, comments, processing
 //! instructions, event handlers or `javascript:`/`vbscript:`/`data:` URLs. It is one streaming
-//! pass over the input ([`super::html_tokenizer`]): it never builds a tree, never recurses on
+//! pass over the input (`super::html_tokenizer`): it never builds a tree, never recurses on
 //! input depth, and its output is linear in the input size. [`html_to_plain_text`] gives the
 //! plain text of a fragment for summaries and classification.
 //!

@@ -5,7 +5,7 @@
 //! counts, and JSON lines to export. Each feed's intents are applied in one sled transaction
 //! over the item and every index entry, then synced (a flush shared with the feeds stored at
 //! the same moment): nothing is reported stored before it is durable. The near-duplicate
-//! index is derived data held in memory ([`near`]). Every sled type stays inside this module
+//! index is derived data held in memory (`store/near.rs`). Every sled type stays inside this module
 //! (keys in [`keys`]). It must never panic on what it reads back from disk, and never return
 //! an unbounded result.
 
@@ -36,8 +36,8 @@ use thiserror::Error;
 /// over distinct word pairs, indexed in 4 bands of 16 bits (probed one bit either way) with the
 /// instant first seen in the key, newest read first (recomputed on migration). 4: no
 /// `fingerprints` tree; each `item_time` entry carries its item's fingerprint, from which the
-/// near-duplicate index is built in memory ([`near`]). 5: items stored under a sequence number
-/// in `item_log`, found by id through `item_ids` ([`items`]); item values LZ4-compressed.
+/// near-duplicate index is built in memory (`store/near.rs`). 5: items stored under a sequence number
+/// in `item_log`, found by id through `item_ids` (`store/items.rs`); item values LZ4-compressed.
 pub const SCHEMA_VERSION: u32 = 5;
 
 /// Largest page any query returns.
