@@ -150,19 +150,19 @@ impl TxItems<'_> {
             Some(seq) => seq,
             None => {
                 let seq = IVec::from(&self.trees.allocate());
-                self.ids.insert(id, seq.clone())?;
+                self.ids.insert_blind(id, seq.clone())?;
                 seq
             }
         };
-        self.log.insert(seq, value)?;
+        self.log.insert_blind(seq, value)?;
         Ok(())
     }
 
     /// Stores `value` for an `id` the caller knows is not stored, under a new number.
     pub fn put_new(&self, id: &[u8], value: &[u8]) -> TxResult<()> {
         let seq = self.trees.allocate();
-        self.ids.insert(id, &seq)?;
-        self.log.insert(&seq, value)?;
+        self.ids.insert_blind(id, &seq)?;
+        self.log.insert_blind(&seq, value)?;
         Ok(())
     }
 

@@ -744,7 +744,8 @@ impl Store {
                         tx.write_item_value(new, value, old.as_deref(), old.is_none())?
                     }
                     staged::StagedWrite::State { feed, value } => {
-                        tx.feed_state.insert(feed.as_bytes(), value.as_slice())?;
+                        tx.feed_state
+                            .insert_blind(feed.as_bytes(), value.as_slice())?;
                     }
                 }
             }
@@ -1165,10 +1166,10 @@ impl Store {
                         tx.remove_indexes(&item)?;
                         tx.items.remove(item.id.0.as_bytes())?;
                         tx.tombstones
-                            .insert(keys::tombstone_id_key(&item.id.0), tomb.as_slice())?;
+                            .insert_blind(keys::tombstone_id_key(&item.id.0), tomb.as_slice())?;
                         if let Some(l) = &item.link {
                             tx.tombstones
-                                .insert(keys::tombstone_url_key(l), tomb.as_slice())?;
+                                .insert_blind(keys::tombstone_url_key(l), tomb.as_slice())?;
                         }
                     }
                     Ok(())
@@ -1759,21 +1760,22 @@ impl Tx<'_> {
         } else {
             self.items.put(id.as_bytes(), value)?;
         }
-        self.item_time.insert(
+        self.item_time.insert_blind(
             keys::time_key(item.first_seen, id),
             &keys::encode_fingerprint(item.fingerprint),
         )?;
         for f in source_feeds(item) {
             self.feed_time
-                .insert(keys::scoped_time_key(f, item.first_seen, id), &[])?;
+                .insert_blind(keys::scoped_time_key(f, item.first_seen, id), &[])?;
         }
         for l in label_names(&item.labels) {
             self.label_time
-                .insert(keys::scoped_time_key(l, item.first_seen, id), &[])?;
+                .insert_blind(keys::scoped_time_key(l, item.first_seen, id), &[])?;
         }
         if let Some(link) = &item.link {
             if self.url_index.get(link.as_bytes())?.is_none() {
-                self.url_index.insert(link.as_bytes(), id.as_bytes())?;
+                self.url_index
+                    .insert_blind(link.as_bytes(), id.as_bytes())?;
             }
         }
         Ok(())

@@ -667,3 +667,29 @@ fn a_dropped_store_opens_again_at_once() {
         assert_eq!(store.item_count(), (round + 1) * 20);
     }
 }
+
+/// The vendored sled's `insert_blind` (docs/design-notes.md, "Vendored sled") stages a write
+/// exactly as `insert` does: a later read in the same transaction sees it, it replaces an
+/// existing value, and a later `remove` in the same transaction undoes it. The store's
+/// commit path writes every item and index entry with it.
+#[test]
+fn blind_transactional_insert_writes_what_insert_writes() {
+    use sled::Transactional;
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+    a.insert("kept", "old").unwrap();
+    a.insert("gone", "old").unwrap();
+    let r: Result<(), sled::transaction::TransactionError<()>> = (&a, &b).transaction(|(a, b)| {
+        a.insert_blind("kept", "new")?;
+        assert_eq!(a.get("kept")?.as_deref(), Some(&b"new"[..]));
+        a.insert_blind("gone", "new")?;
+        assert_eq!(a.remove("gone")?.as_deref(), Some(&b"new"[..]));
+        b.insert_blind(&[1u8; 8], &[])?;
+        Ok(())
+    });
+    r.unwrap();
+    assert_eq!(a.get("kept").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(a.get("gone").unwrap(), None);
+    assert_eq!(b.get([1u8; 8]).unwrap().as_deref(), Some(&[][..]));
+}

@@ -234,10 +234,10 @@ impl Store {
                     }
                 }
                 for (k, v) in &encoded_states {
-                    tx.feed_state.insert(*k, v.as_slice())?;
+                    tx.feed_state.insert_blind(*k, v.as_slice())?;
                 }
                 for (k, v) in &tomb_values {
-                    tx.tombstones.insert(k.as_slice(), v.as_slice())?;
+                    tx.tombstones.insert_blind(k.as_slice(), v.as_slice())?;
                 }
                 Ok((added, present, written))
             })
