@@ -53,6 +53,17 @@ impl ItemTrees {
         }
     }
 
+    /// [`ItemTrees::get`] without waiting for a batch being committed (sled's
+    /// `get_unlocked`, docs/design-notes.md, "Vendored sled"). Only for a caller that reads
+    /// the committing batch's items from the batch itself: an item that batch writes may
+    /// read here as before the batch or after it, and a new one as not yet stored.
+    pub fn get_unlocked(&self, id: &[u8]) -> Result<Option<IVec>, StoreError> {
+        match self.ids.get_unlocked(id)? {
+            Some(seq) => Ok(self.log.get_unlocked(seq)?),
+            None => Ok(None),
+        }
+    }
+
     pub fn contains_key(&self, id: &[u8]) -> Result<bool, StoreError> {
         Ok(self.ids.contains_key(id)?)
     }

@@ -855,7 +855,11 @@ impl Store {
                 let claim = match staged_claim {
                     None => None,
                     Some(Some(id)) => Some(id.into_bytes()),
-                    Some(None) => self.url_index.get(link.as_bytes())?.map(|v| v.to_vec()),
+                    // Claims of the staged and committing batches were read from them.
+                    Some(None) => self
+                        .url_index
+                        .get_unlocked(link.as_bytes())?
+                        .map(|v| v.to_vec()),
                 };
                 if let Some(id) = claim {
                     k.by_link = if id == item.id.0.as_bytes() {
@@ -968,7 +972,9 @@ impl Store {
         if let Some(item) = staged {
             return Ok(Some(MetaView::of(&item).into_meta()));
         }
-        Ok(match self.items.get(id)? {
+        // The staged and committing batches answered above, so sled's transaction lock is
+        // not needed here: a read that waited on it stalled this thread for a whole commit.
+        Ok(match self.items.get_unlocked(id)? {
             None => None,
             Some(v) => Some(decode::<MetaView>(keys::ITEMS, id, &v)?.into_meta()),
         })
@@ -1484,7 +1490,8 @@ impl Store {
         if let Some(v) = staged {
             return Ok(Some(decode(keys::FEED_STATE, feed.0.as_bytes(), &v)?));
         }
-        match self.feed_state.get(feed.0.as_bytes())? {
+        // The staged and committing batches answered above (see `meta_of`).
+        match self.feed_state.get_unlocked(feed.0.as_bytes())? {
             Some(v) => Ok(Some(decode(keys::FEED_STATE, feed.0.as_bytes(), &v)?)),
             None => Ok(None),
         }

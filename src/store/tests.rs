@@ -693,3 +693,42 @@ fn blind_transactional_insert_writes_what_insert_writes() {
     assert_eq!(a.get("gone").unwrap(), None);
     assert_eq!(b.get([1u8; 8]).unwrap().as_deref(), Some(&[][..]));
 }
+
+/// The vendored sled's `get_unlocked` (docs/design-notes.md, "Vendored sled") does not wait
+/// for a transaction that is applying its writes, where `get` does: a feed's dedup reads
+/// then go on while another feed's batch commits. The transaction below holds sled's lock
+/// until the reader has answered; with `get` in place of `get_unlocked` it times out.
+#[test]
+fn unlocked_read_does_not_wait_for_a_running_transaction() {
+    use sled::Transactional;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+    a.insert("k", "before").unwrap();
+    let (started, wait_started) = mpsc::channel::<()>();
+    let (answered, wait_answer) = mpsc::channel::<Option<sled::IVec>>();
+    let reader = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            wait_started.recv().unwrap();
+            answered.send(a.get_unlocked("k").unwrap()).unwrap();
+        })
+    };
+    let seen: Result<Option<sled::IVec>, sled::transaction::TransactionError<()>> = (&a, &b)
+        .transaction(|(ta, tb)| {
+            ta.insert_blind("k", "after")?;
+            tb.insert_blind("other", "x")?;
+            let _ = started.send(());
+            Ok(wait_answer
+                .recv_timeout(Duration::from_secs(10))
+                .ok()
+                .flatten())
+        });
+    reader.join().unwrap();
+    // The reader answered while the transaction held the lock, with the value from before
+    // (the transaction's writes are applied after its closure returns).
+    assert_eq!(seen.unwrap().as_deref(), Some(&b"before"[..]));
+    assert_eq!(a.get("k").unwrap().as_deref(), Some(&b"after"[..]));
+}

@@ -423,6 +423,25 @@ impl Tree {
         }
     }
 
+    /// Retrieve a value from the `Tree` without waiting for a transaction
+    /// that is being applied.
+    ///
+    /// Added by newsrelay. `get` takes the shared side of sled's global
+    /// transaction lock, so every read waits while any multi-key
+    /// transaction applies its writes. This read does not: each key it reads
+    /// holds either its value from before a running transaction or the one
+    /// that transaction writes, and two reads may see a transaction half
+    /// applied. Use it only where the caller knows the value from elsewhere
+    /// while a transaction that writes it is running.
+    pub fn get_unlocked<K: AsRef<[u8]>>(&self, key: K) -> Result<Option<IVec>> {
+        let mut guard = pin();
+        loop {
+            if let Ok(get) = self.get_inner(key.as_ref(), &mut guard)? {
+                return Ok(get);
+            }
+        }
+    }
+
     pub(crate) fn get_inner(
         &self,
         key: &[u8],
