@@ -668,6 +668,15 @@ fn a_dropped_store_opens_again_at_once() {
     }
 }
 
+/// Two trees of one raw sled database in a temporary folder (kept alive by the first
+/// value), for the tests of the vendored sled's added methods.
+fn two_trees() -> (tempfile::TempDir, sled::Tree, sled::Tree) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+    (dir, a, b)
+}
+
 /// The vendored sled's `insert_blind` (docs/design-notes.md, "Vendored sled") stages a write
 /// exactly as `insert` does: a later read in the same transaction sees it, it replaces an
 /// existing value, and a later `remove` in the same transaction undoes it. The store's
@@ -675,9 +684,7 @@ fn a_dropped_store_opens_again_at_once() {
 #[test]
 fn blind_transactional_insert_writes_what_insert_writes() {
     use sled::Transactional;
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+    let (_dir, a, b) = two_trees();
     a.insert("kept", "old").unwrap();
     a.insert("gone", "old").unwrap();
     let r: Result<(), sled::transaction::TransactionError<()>> = (&a, &b).transaction(|(a, b)| {
@@ -703,9 +710,7 @@ fn unlocked_read_does_not_wait_for_a_running_transaction() {
     use sled::Transactional;
     use std::sync::mpsc;
     use std::time::Duration;
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+    let (_dir, a, b) = two_trees();
     a.insert("k", "before").unwrap();
     let (started, wait_started) = mpsc::channel::<()>();
     let (answered, wait_answer) = mpsc::channel::<Option<sled::IVec>>();
